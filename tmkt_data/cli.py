@@ -13,10 +13,12 @@ from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from tmkt_data.convert import ConvertError
 from tmkt_data.errors import TmktError
 
 app = typer.Typer(
@@ -65,14 +67,25 @@ def _fmt(v: Any) -> str:
 @app.command()
 @user_errors
 def inspect(
-    path: Annotated[Path, typer.Argument(help="An event file (AEDAT 2/3.1/4, ATIS .bin, .npy/.npz, .h5, .mat).")],
-    format: Annotated[str | None, typer.Option("--format", "-f", help="Force a format; detected if omitted.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+    path: Annotated[
+        Path, typer.Argument(help="An event file (AEDAT 2/3.1/4, ATIS .bin, .npy/.npz, .h5, .mat).")
+    ],
+    format: Annotated[
+        str | None, typer.Option("--format", "-f", help="Force a format; detected if omitted.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of a table.")
+    ] = False,
 ) -> None:
-    """Summarise an event file: format, sensor, events, duration, ON/OFF balance, events/s.
+    """Summarise an event file (format, sensor, events, duration, ON/OFF, events/s) or a store.
 
     Example: tmkt-data inspect user01_fluorescent.aedat --json
     """
+    from tmkt_data.store import is_store
+
+    if path.is_dir() and is_store(path):
+        _inspect_store(path, as_json)
+        return
     from tmkt_data.formats import read_events
 
     rec = read_events(path, format=format)
@@ -116,6 +129,231 @@ def demo(
     if not all(r["round_trip"] for r in rows):
         err_console.print("[red]error:[/red] some recordings did not read back identically")
         raise typer.Exit(1)
+
+
+def _inspect_store(path: Path, as_json: bool) -> None:
+    from tmkt_data.storeinfo import store_summary
+
+    info = store_summary(path)
+    if as_json:
+        sys.stdout.write(json.dumps(info) + "\n")
+        return
+    table = Table(title=f"store {path}", show_header=False)
+    for key in (
+        "dataset",
+        "samples",
+        "valid_samples",
+        "frame_shape",
+        "dtype",
+        "classes",
+        "splits",
+        "events",
+        "shards",
+        "frames_bytes_on_disk",
+        "compression_ratio",
+        "synthetic",
+        "tmkt_version",
+    ):
+        table.add_row(key, _fmt(info[key]))
+    table.add_row("conversion", json.dumps(info["conversion"]))
+    table.add_row("failures", _fmt(len(info["failures"])))
+    console.print(table)
+
+
+def _parse_size(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        parts = [int(v) for v in value.replace("x", ",").split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise ConvertError(f"--size {value!r}: expected S or H,W with positive integers")
+    return parts[0], parts[1]
+
+
+@app.command()
+@user_errors
+def convert(
+    dataset: Annotated[
+        str, typer.Argument(help="cifar10dvs, ncaltech101, nmnist, dvsgesture, nomniglot, cepdvs, folder")
+    ],
+    raw_root: Annotated[Path, typer.Argument(help="The dataset's folder as downloaded and unpacked.")],
+    out_store: Annotated[Path, typer.Argument(help="The Zarr v3 store to write (or resume).")],
+    frames: Annotated[int, typer.Option("--frames", "-T", help="Frames per sample.")] = 10,
+    split_by: Annotated[
+        str, typer.Option("--split-by", help="time (equal durations) or number (equal counts).")
+    ] = "number",
+    remainder: Annotated[
+        str, typer.Option("--remainder", help="last: spikingjelly (keep all); drop: tonic.")
+    ] = "last",
+    size: Annotated[str | None, typer.Option("--size", help="Resize frames to S or H,W.")] = None,
+    resize: Annotated[str, typer.Option("--resize", help="bilinear, area or none.")] = "bilinear",
+    dtype: Annotated[
+        str, typer.Option("--dtype", help="auto, uint8, uint16, int16, float16, float32.")
+    ] = "auto",
+    shard_samples: Annotated[
+        int | None, typer.Option("--shard-samples", help="Samples per shard file.")
+    ] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Threads (default: one per core).")] = None,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="dask.distributed address, tcp://host:8786.")
+    ] = None,
+    on_error: Annotated[
+        str, typer.Option("--on-error", help="skip: record bad files and go on; fail: stop.")
+    ] = "skip",
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a store made with other parameters.")
+    ] = False,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", "-o", help="Layout option KEY=VALUE (repeatable).")
+    ] = None,
+) -> None:
+    """Convert a dataset tree into a frame store; run it again to resume after an interruption.
+
+    Example: tmkt-data convert cifar10dvs ~/CIFAR10DVS c10.zarr --frames 10 --split-by number --size 48
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tmkt_data.convert import ConvertOptions
+    from tmkt_data.convert import convert as run_convert
+
+    opts = ConvertOptions(
+        frames=frames,
+        split_by=split_by,
+        remainder=remainder,
+        size=_parse_size(size),
+        resize=resize,
+        dtype=dtype,
+        shard_samples=shard_samples,
+        layout_options=_parse_layout_options(option or []),
+    )
+    progress = Progress(
+        TextColumn("[bold]convert[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("files"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    )
+    state = {"task": None, "t0": 0.0, "files": 0, "events": 0}
+
+    def on_start(todo: int, total: int) -> None:
+        import time
+
+        state["t0"] = time.perf_counter()
+        if todo < total:
+            err_console.print(f"resuming: {total - todo} of {total} samples already converted")
+        state["task"] = progress.add_task("convert", total=todo, rate="")
+
+    def on_result(res: dict) -> None:
+        import time
+
+        state["files"] += res["files"]
+        state["events"] += res["events"]
+        dt = max(time.perf_counter() - state["t0"], 1e-9)
+        rate = f"{state['files'] / dt:,.1f} files/s  {state['events'] / dt / 1e6:,.2f} Mev/s"
+        progress.update(state["task"], advance=res["files"], rate=rate)
+
+    with progress:
+        result = run_convert(
+            dataset,
+            raw_root,
+            out_store,
+            opts,
+            workers=workers,
+            scheduler=scheduler,
+            on_error=on_error,
+            overwrite=overwrite,
+            on_result=on_result,
+            on_start=on_start,
+        )
+    _print_convert_summary(result)
+    if result.files_failed:
+        raise typer.Exit(1)
+
+
+def _parse_layout_options(items: list[str]) -> dict:
+    out: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise ConvertError(f"--option {item!r}: expected KEY=VALUE")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except ValueError:
+            out[k.strip()] = v
+    return out
+
+
+def _print_convert_summary(result) -> None:  # noqa: ANN001
+    from tmkt_data.storeinfo import store_summary
+
+    info = store_summary(result.store)
+    table = Table(title=f"{info['dataset']} -> {result.store}")
+    splits = sorted(info["splits"])
+    table.add_column("class")
+    for sp in splits:
+        table.add_column(sp, justify="right")
+    for cls, counts in info["per_class"].items():
+        table.add_row(cls, *(str(counts.get(sp, 0)) for sp in splits))
+    console.print(table)
+    ratio = info["compression_ratio"]
+    console.print(
+        f"samples {info['samples']:,} ({info['valid_samples']:,} valid), events {info['events']:,}, "
+        f"frames {'x'.join(map(str, info['frame_shape']))} {info['dtype']}, "
+        f"on disk {info['store_bytes_on_disk'] / 1e6:,.2f} MB"
+        + (f" (compression {ratio:.1f}x)" if ratio else "")
+        + f", shards {info['shards']} ({result.shards_done_before} already done), time {result.seconds:.1f} s"
+    )
+    if result.failures:
+        fail = Table(title=f"{len(result.failures)} failed files", title_style="red")
+        fail.add_column("sample")
+        fail.add_column("reason")
+        for f in result.failures:
+            fail.add_row(f["sample_id"], f["reason"])
+        console.print(fail)
+
+
+@app.command()
+@user_errors
+def verify(store: Annotated[Path, typer.Argument(help="A tmkt store.")]) -> None:
+    """Re-check every shard of a store (hashes, decoding, arrays); exit 1 on any corruption."""
+    from tmkt_data.storeinfo import verify_store
+
+    problems = verify_store(store)
+    if problems:
+        for line in problems:
+            err_console.print(f"[red]corrupt:[/red] {store}: {line}", highlight=False)
+        raise typer.Exit(1)
+    console.print(f"{store}: ok")
+
+
+@app.command()
+@user_errors
+def show(
+    store: Annotated[Path, typer.Argument(help="A tmkt store.")],
+    index: Annotated[int, typer.Argument(help="Sample index.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Picture to write: .png (strip) or .gif (animation).")
+    ] = Path("frames.png"),
+) -> None:
+    """Render one sample's frames, ON and OFF in two colours, so a person can look at it."""
+    from tmkt_data.render import save_frames_image
+    from tmkt_data.store import open_store
+
+    g = open_store(store)
+    n = g["frames"].shape[0]
+    if not 0 <= index < n:
+        raise ConvertError(f"sample index {index} is outside the store's 0..{n - 1}")
+    frames = np.asarray(g["frames"][index])
+    label = g.attrs["classes"][int(g["labels"][index])]
+    save_frames_image(frames, out)
+    console.print(f"sample {index} ({label}, {str(g['sample_id'][index])}) -> {out}")
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from tmkt_data.formats._io import read_head
 
 #: Registry of format name -> module, in detection order.
 FORMATS: dict[str, ModuleType] = {
-    m.NAME: m for m in (aedat4, aedat31, aedat2, atis_bin, numpy_file, hdf5_file, mat_file)
+    m.NAME: m for m in (aedat4, aedat2, aedat31, atis_bin, numpy_file, hdf5_file, mat_file)
 }
 
 

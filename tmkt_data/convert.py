@@ -1,0 +1,424 @@
+"""Dataset tree -> frame store: one dask task per shard, resumable, parameter-keyed.
+
+The job: scan the layout, fix the sample order (sorted ids) and the store's
+parameters, then convert every shard that has no completion record. Each task
+reads its samples, bins them with the Numba kernels (which release the GIL),
+resizes, writes one whole shard and its record. Killing the process at any
+point and running the same command again finishes the job; a finished shard is
+never redone, and a different parameter set is refused rather than mixed in.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tmkt_data.binning import to_frames
+from tmkt_data.errors import TmktError
+from tmkt_data.layouts import DatasetIndex, load_sample, scan
+from tmkt_data.layouts.base import SampleSpec
+from tmkt_data.resize import RESIZE_METHODS, resize_frames
+from tmkt_data.store import (
+    StoreError,
+    StoreGeometry,
+    completed_shards,
+    create_store,
+    file_sha256,
+    finalize_store,
+    is_store,
+    open_store,
+    params_hash,
+    remove_store,
+    write_shard,
+)
+
+COUNT_DTYPES = ("uint8", "uint16", "int16", "float32")
+FLOAT_DTYPES = ("float16", "float32")
+
+
+class ConvertError(TmktError, ValueError):
+    """A conversion cannot start or was stopped by a bad file with ``on_error="fail"``."""
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """Every parameter that shapes the stored frames (all recorded in the store).
+
+    Attributes:
+        frames: number of frames T per sample.
+        split_by: ``"time"`` (equal durations) or ``"number"`` (equal event counts).
+        remainder: ``"last"`` (spikingjelly: the last frame keeps the rest) or
+            ``"drop"`` (tonic: the remainder is dropped).
+        size: output (H, W) or None to keep the sensor size.
+        resize: ``"bilinear"``, ``"area"`` or ``"none"`` (only with ``size``).
+        dtype: stored dtype or ``"auto"`` (uint16 counts without resize,
+            float16 with resize).
+        shard_samples: samples per shard file (None: chosen from the frame size).
+        layout_options: options passed to the layout's ``scan``.
+    """
+
+    frames: int
+    split_by: str = "number"
+    remainder: str = "last"
+    size: tuple[int, int] | None = None
+    resize: str = "bilinear"
+    dtype: str = "auto"
+    shard_samples: int | None = None
+    layout_options: dict[str, Any] = field(default_factory=dict)
+
+    def resolved_dtype(self) -> str:
+        resized = self.size is not None and self.resize != "none"
+        if self.dtype == "auto":
+            return "float16" if resized else "uint16"
+        allowed = FLOAT_DTYPES if resized else COUNT_DTYPES + ("float16",)
+        if self.dtype not in allowed:
+            raise ConvertError(
+                f"dtype {self.dtype!r} cannot hold {'resized' if resized else 'count'} frames; "
+                f"expected auto or one of {', '.join(allowed)}"
+            )
+        return self.dtype
+
+    def validate(self) -> None:
+        if self.frames < 1:
+            raise ConvertError(f"--frames {self.frames}: expected a positive number of frames")
+        if self.split_by not in ("time", "number"):
+            raise ConvertError(f"--split-by {self.split_by!r}: expected time or number")
+        if self.remainder not in ("drop", "last"):
+            raise ConvertError(f"--remainder {self.remainder!r}: expected drop or last")
+        if self.resize not in RESIZE_METHODS:
+            raise ConvertError(f"--resize {self.resize!r}: expected one of {', '.join(RESIZE_METHODS)}")
+        if self.size is not None and (len(self.size) != 2 or min(self.size) < 1):
+            raise ConvertError(f"--size {self.size}: expected S or H,W with positive sizes")
+        if self.shard_samples is not None and self.shard_samples < 1:
+            raise ConvertError(f"--shard-samples {self.shard_samples}: expected a positive number")
+        self.resolved_dtype()
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """Everything one task needs; plain data so it travels to dask.distributed workers."""
+
+    store: str
+    shard: int
+    key: str
+    samples: tuple[SampleSpec, ...]
+    index: DatasetIndex
+    options: ConvertOptions
+    on_error: str
+
+
+def default_shard_samples(frame_shape: tuple[int, ...], itemsize: int) -> int:
+    """About 16 MiB of uncompressed frames per shard, between 8 and 256 samples."""
+    per_sample = int(np.prod(frame_shape)) * itemsize
+    return int(min(256, max(8, (16 << 20) // max(1, per_sample))))
+
+
+def sample_frames(
+    index: DatasetIndex, spec: SampleSpec, options: ConvertOptions, cache: dict[str, Any]
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Frames of one sample in the stored dtype, and its counts.
+
+    Counts: ``n_events`` (events of the sample), ``n_binned`` (events the
+    frames hold before resizing), ``n_saturated`` (cells clipped by an integer
+    dtype), ``duration_us`` (slice length, or first-to-last event time).
+    ``cache`` keeps the last recording read, so several time slices of one file
+    (DVS Gesture, N-Omniglot) decode it once.
+    """
+    from tmkt_data.formats import read_events
+
+    src = str(index.source(spec))
+    sliced = spec.start_us is not None or spec.end_us is not None
+    if sliced:
+        if cache.get("path") != src:
+            cache.clear()
+            cache.update(path=src, rec=read_events(src, **index.read_options))
+        events = load_sample(index, spec, cache["rec"])
+    else:
+        events = load_sample(index, spec)
+    dtype = options.resolved_dtype()
+    resized = options.size is not None and options.resize != "none"
+    count_dtype = np.float32 if (resized or dtype.startswith("float")) else np.dtype(dtype)
+    mode = {"n_time_bins" if options.split_by == "time" else "n_event_bins": options.frames}
+    frames, n_sat = to_frames(
+        events,
+        index.sensor_size,
+        **mode,
+        remainder=options.remainder,
+        dtype=count_dtype,
+        return_saturation=True,
+    )
+    n_binned = int(round(float(frames.sum(dtype=np.float64))))
+    if resized:
+        frames = resize_frames(frames, options.size, options.resize)
+    if sliced and spec.start_us is not None and spec.end_us is not None:
+        duration = int(spec.end_us - spec.start_us)
+    else:
+        duration = int(events["t"][-1] - events["t"][0]) if events.size else 0
+    counts = {
+        "n_events": int(events.shape[0]),
+        "n_binned": n_binned,
+        "n_saturated": int(n_sat),
+        "duration_us": duration,
+    }
+    return frames.astype(dtype, copy=False), counts
+
+
+def convert_shard(job: ShardJob) -> dict[str, Any]:
+    """Convert and write one shard; returns counts for progress and the summary."""
+    t_start = time.perf_counter()
+    opts = job.options
+    shape = frame_shape(job.index, opts)
+    frames = np.zeros((len(job.samples), *shape), dtype=opts.resolved_dtype())
+    rows, cache, hashes = [], {}, {}
+    n_events = 0
+    for i, spec in enumerate(job.samples):
+        src = job.index.source(spec)
+        row: dict[str, Any] = {
+            "sample_id": spec.sample_id,
+            "source_path": spec.path,
+            "labels": spec.label,
+            "split": spec.split,
+            "alt_splits": dict(spec.alt_splits),
+            "valid": False,
+            "n_events": 0,
+            "n_binned": 0,
+            "n_saturated": 0,
+            "duration_us": 0,
+            "source_bytes": 0,
+            "source_sha256": "",
+        }
+        try:
+            row["source_bytes"] = src.stat().st_size
+            if str(src) not in hashes:
+                hashes[str(src)] = file_sha256(src)
+            row["source_sha256"] = hashes[str(src)]
+            frames[i], counts = sample_frames(job.index, spec, opts, cache)
+            row.update(counts, valid=True)
+            n_events += counts["n_events"]
+        except Exception as err:  # noqa: BLE001 - every per-file failure is recorded
+            reason = str(err) if isinstance(err, TmktError) else f"{src}: {type(err).__name__}: {err}"
+            if job.on_error == "fail":
+                raise ConvertError(f"conversion stopped on a bad file: {reason}") from None
+            row["failure"] = reason
+        rows.append(row)
+    write_shard(Path(job.store), job.shard, frames, rows, job.key)
+    return {
+        "shard": job.shard,
+        "files": len(rows),
+        "failed": sum(1 for r in rows if "failure" in r),
+        "events": n_events,
+        "seconds": time.perf_counter() - t_start,
+    }
+
+
+def frame_shape(index: DatasetIndex, options: ConvertOptions) -> tuple[int, int, int, int]:
+    """(T, 2, H, W) of the stored frames."""
+    w, h = index.sensor_size
+    if options.size is not None and options.resize != "none":
+        h, w = options.size
+    return (options.frames, 2, int(h), int(w))
+
+
+def store_params(index: DatasetIndex, options: ConvertOptions) -> dict[str, Any]:
+    """Every parameter that shapes the store's contents (hashed into its key)."""
+    from tmkt_data import __version__
+    from tmkt_data.store import STORE_FORMAT_VERSION
+
+    opts = asdict(options)
+    opts["dtype"] = options.resolved_dtype()
+    opts["size"] = list(options.size) if options.size else None
+    return {
+        "dataset": index.dataset,
+        "conversion": opts,
+        "sensor_size": list(index.sensor_size),
+        "read_options": index.read_options,
+        "split_info": index.split_info,
+        "layout_notes": index.notes,
+        "tmkt_version": __version__,
+        "store_format_version": STORE_FORMAT_VERSION,
+    }
+
+
+def index_hash(index: DatasetIndex) -> str:
+    """Hash of the sample list (ids, files, labels, splits, slices): detects a changed raw tree."""
+    return params_hash({"samples": [asdict(s) for s in index.samples], "classes": index.classes})
+
+
+@dataclass
+class ConvertResult:
+    """What a conversion did: the store, shard and file counts, time, failures."""
+
+    store: Path
+    n_samples: int
+    shards_total: int
+    shards_done_before: int
+    files_converted: int
+    files_failed: int
+    events: int
+    seconds: float
+    failures: list[dict[str, str]]
+
+
+def prepare_store(
+    index: DatasetIndex, out: Path, options: ConvertOptions, *, overwrite: bool
+) -> tuple[StoreGeometry, str, set[int]]:
+    """Create the store or check an existing one; returns its geometry, key and finished shards."""
+    params = store_params(index, options)
+    key = params_hash({"params": params, "index": index_hash(index)})
+    shape = frame_shape(index, options)
+    dtype = options.resolved_dtype()
+    shard = options.shard_samples or default_shard_samples(shape, np.dtype(dtype).itemsize)
+    geo = StoreGeometry(len(index.samples), shape, dtype, shard)
+    if out.exists():
+        if not is_store(out):
+            if out.is_dir() and not any(out.iterdir()):
+                out.rmdir()
+            else:
+                raise ConvertError(f"{out}: exists and is not a tmkt store; choose another output path")
+        else:
+            group = open_store(out, require_complete=False)
+            same = group.attrs.get("params_hash") == key and group.attrs.get("shard_samples") == shard
+            if same:
+                done = completed_shards(out, geo.n_shards, key)
+                return geo, key, done
+            if not overwrite:
+                old = group.attrs.get("params", {}).get("conversion", {})
+                raise ConvertError(
+                    f"{out}: holds frames made with other parameters or another sample list "
+                    f"(stored frames={old.get('frames')}, split_by={old.get('split_by')}, "
+                    f"remainder={old.get('remainder')}, size={old.get('size')}); "
+                    "use --overwrite to replace it or choose another path"
+                )
+            remove_store(out)
+    attrs = {
+        "dataset": index.dataset,
+        "classes": list(index.classes),
+        "params": params,
+        "params_hash": key,
+        "index_hash": index_hash(index),
+        "tmkt_version": params["tmkt_version"],
+        "split_info": index.split_info,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    if "source_metadata" in index.notes:
+        attrs["source_metadata"] = index.notes["source_metadata"]
+        attrs["synthetic"] = bool(index.notes["source_metadata"].get("synthetic", False))
+    create_store(out, geo, attrs)
+    return geo, key, set()
+
+
+def run_shards(
+    jobs: list[ShardJob],
+    *,
+    workers: int | None,
+    scheduler: str | None,
+    on_result: Callable[[dict[str, Any]], None],
+) -> None:
+    """Run shard jobs on dask: local threads, or a dask.distributed cluster at ``scheduler``."""
+    import dask
+
+    if not jobs:
+        return
+    tasks = [dask.delayed(convert_shard, pure=False)(job) for job in jobs]
+    if scheduler:
+        from distributed import Client, as_completed
+
+        try:
+            client = Client(scheduler, timeout="10s") if isinstance(scheduler, str) else scheduler
+        except OSError as err:
+            raise ConvertError(f"cannot reach dask scheduler {scheduler}: {err}") from None
+        try:
+            futures = client.compute(tasks)
+            for fut in as_completed(futures):
+                on_result(fut.result())
+        finally:
+            if isinstance(scheduler, str):
+                client.close()
+        return
+    from dask.callbacks import Callback
+
+    class _Progress(Callback):
+        def _posttask(self, key, result, dsk, state, worker_id):  # noqa: ANN001
+            if isinstance(result, dict) and "shard" in result:
+                on_result(result)
+
+    with _Progress():
+        dask.compute(*tasks, scheduler="threads", num_workers=workers or None)
+
+
+def convert(
+    dataset: str,
+    raw_root: str | Path,
+    out: str | Path,
+    options: ConvertOptions,
+    *,
+    workers: int | None = None,
+    scheduler: Any = None,
+    on_error: str = "skip",
+    overwrite: bool = False,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+    on_start: Callable[[int, int], None] | None = None,
+) -> ConvertResult:
+    """Convert the dataset tree at ``raw_root`` into the store ``out`` (resuming if possible).
+
+    Args:
+        dataset: layout name (``tmkt_data.layouts.LAYOUTS``).
+        raw_root: the dataset's folder.
+        out: the store path.
+        options: binning/resize/dtype parameters.
+        workers: threads for the local scheduler (None: one per core).
+        scheduler: a dask.distributed address (``tcp://host:8786``) or Client.
+        on_error: ``skip`` (record the failure, go on) or ``fail`` (stop).
+        overwrite: replace a store made with other parameters.
+        on_result: called with each finished shard's counts (progress).
+        on_start: called with (files to convert, total files) before work starts.
+    """
+    if on_error not in ("skip", "fail"):
+        raise ConvertError(f"--on-error {on_error!r}: expected skip or fail")
+    options.validate()
+    t0 = time.perf_counter()
+    index = scan(dataset, raw_root, **options.layout_options)
+    if not index.samples:
+        raise ConvertError(f"{index.root}: no samples found for dataset {dataset}")
+    out = Path(out).resolve()
+    geo, key, done = prepare_store(index, out, options, overwrite=overwrite)
+    index_light = replace(index, samples=[])
+    jobs = []
+    for k in range(geo.n_shards):
+        if k in done:
+            continue
+        a, b = geo.shard_range(k)
+        jobs.append(ShardJob(str(out), k, key, tuple(index.samples[a:b]), index_light, options, on_error))
+    todo_files = sum(len(j.samples) for j in jobs)
+    if on_start is not None:
+        on_start(todo_files, geo.n_samples)
+    totals = {"files": 0, "failed": 0, "events": 0}
+
+    def _collect(res: dict[str, Any]) -> None:
+        for name in totals:
+            totals[name] += res[name]
+        if on_result is not None:
+            on_result(res)
+
+    run_shards(jobs, workers=workers, scheduler=scheduler, on_result=_collect)
+    group = finalize_store(out, {"conversion_seconds": round(time.perf_counter() - t0, 3)})
+    failures = list(group.attrs.get("failures", []))
+    return ConvertResult(
+        store=out,
+        n_samples=geo.n_samples,
+        shards_total=geo.n_shards,
+        shards_done_before=len(done),
+        files_converted=totals["files"] - totals["failed"],
+        files_failed=len(failures),
+        events=totals["events"],
+        seconds=time.perf_counter() - t0,
+        failures=failures,
+    )
+
+
+__all__ = ["ConvertError", "ConvertOptions", "ConvertResult", "StoreError", "convert", "convert_shard"]

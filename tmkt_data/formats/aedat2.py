@@ -1,0 +1,381 @@
+"""jAER AEDAT 2.0 (and 1.0) files: ``#`` header lines, then big-endian address/timestamp records.
+
+Layout (see ``docs/formats.md`` §2.1):
+
+* header: ASCII lines starting with ``#`` (jAER writes CRLF); the first line is
+  ``#!AER-DAT2.0`` for version 2.0, ``#!AER-DAT1.0`` (or no ``#!AER-DAT`` line at
+  all) for version 1.0. The body starts right after the last ``#`` line.
+* 2.0 records: ``uint32 address, uint32 timestamp`` (8 bytes, big-endian);
+  1.0 records: ``uint16 address, uint32 timestamp`` (6 bytes, big-endian; DVS128 only).
+* timestamps are microseconds and wrap at 2**32: each drop of more than 2**31
+  between consecutive records adds 2**32 (all records, special ones included,
+  count for the unwrapping). If the unwrapped times still go backwards the
+  events are stably re-sorted and ``metadata["resorted"]`` is True.
+
+Address decoding (``chip``):
+
+=========  =========  =====================  =====================  ===============
+chip       W x H      raw_x                  raw_y                  ON flag
+=========  =========  =====================  =====================  ===============
+dvs128     128 x 128  ``(a >> 1) & 0x7F``    ``(a >> 8) & 0x7F``    ``1 - (a & 1)``
+davis240   240 x 180  ``(a >> 12) & 0x3FF``  ``(a >> 22) & 0x1FF``  ``(a >> 11) & 1``
+davis346   346 x 260  ``(a >> 12) & 0x3FF``  ``(a >> 22) & 0x1FF``  ``(a >> 11) & 1``
+=========  =========  =====================  =====================  ===============
+
+Dropped records: DVS128 with bit 15 or bit 31 set (external/special events);
+DAVIS with bit 31 (APS/ADC samples) or bit 10 (IMU/special) set.
+
+``chip="auto"`` takes the chip from the ``# AEChip:`` header line (class names
+containing ``DVS128``/``Tmpdiff128``, ``DAVIS240``, ``DAVIS346``, case-insensitive)
+and falls back to DVS128 when there is no such line; an ``AEChip`` naming any
+other chip is a :class:`FormatError` (pass ``chip=`` explicitly). A DAVIS raw
+coordinate outside the chip (e.g. ``raw_x >= 240`` on a DAVIS240) is a
+:class:`FormatError` naming the byte offset of the record.
+
+Orientation (``orientation``), W x H the chip size:
+
+============  ===================  ===================  ============  ==============================
+name          x                    y                    sensor_size   meaning
+============  ===================  ===================  ============  ==============================
+raw           ``raw_x``            ``raw_y``            (W, H)        address bits as stored; jAER
+                                                                      origin bottom-left, x mirrored
+jaer          ``W - 1 - raw_x``    ``raw_y``            (W, H)        as jAER displays it, origin
+                                                                      bottom-left
+image         ``W - 1 - raw_x``    ``H - 1 - raw_y``    (W, H)        top-left image origin; equals
+                                                                      tonic ``read_davis_346``
+spikingjelly  ``H - 1 - raw_y``    ``W - 1 - raw_x``    (H, W)        transpose of ``image``; for
+                                                                      DVS128 exactly spikingjelly's
+                                                                      CIFAR10-DVS convention
+                                                                      (x = 127 - raw_y,
+                                                                      y = 127 - raw_x)
+============  ===================  ===================  ============  ==============================
+
+``orientation="auto"`` (the default) means ``spikingjelly`` for DVS128 (the
+convention most CIFAR10-DVS papers use) and ``image`` for DAVIS chips. The chip,
+the orientation used, the version, the header lines and the number of dropped
+special records are stored in ``Recording.metadata``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tmkt_data.errors import EventsError, FormatError
+from tmkt_data.events import Recording, check_in_sensor, recording_from_absolute, sort_events
+from tmkt_data.formats._io import read_file_bytes, read_hash_header
+
+NAME = "aedat2"
+EXTENSIONS = (".aedat", ".dat")
+
+#: chip name -> (width, height) of the pixel array.
+CHIPS: dict[str, tuple[int, int]] = {"dvs128": (128, 128), "davis240": (240, 180), "davis346": (346, 260)}
+#: jAER class names written by :func:`write` in the ``# AEChip:`` line.
+CHIP_CLASSES = {
+    "dvs128": "ch.unizh.ini.jaer.chip.retina.DVS128",
+    "davis240": "eu.seebetter.ini.chips.davis.DAVIS240C",
+    "davis346": "eu.seebetter.ini.chips.davis.Davis346B",
+}
+ORIENTATIONS = ("spikingjelly", "jaer", "image", "raw")
+
+_WRAP = 1 << 32
+_HALF = 1 << 31
+_REC2 = np.dtype([("a", ">u4"), ("t", ">u4")])
+_REC1 = np.dtype([("a", ">u2"), ("t", ">u4")])
+
+
+def sniff(head: bytes) -> bool:
+    """True for files starting with ``#!AER-DAT2.0`` or ``#!AER-DAT1.0`` (plain ``#`` headers: no)."""
+    return head.startswith((b"#!AER-DAT2.0", b"#!AER-DAT1.0"))
+
+
+def _chip_from_header(lines: list[str], path: str | os.PathLike[str]) -> tuple[str, str | None]:
+    """(chip, AEChip class name or None) from the ``# AEChip:`` line; DVS128 without one."""
+    for line in lines:
+        body = line.lstrip("#").strip()
+        if body.lower().startswith("aechip:"):
+            cls = body.split(":", 1)[1].strip()
+            name = cls.rsplit(".", 1)[-1].lower()
+            if "davis346" in name:
+                return "davis346", cls
+            if "davis240" in name:
+                return "davis240", cls
+            if "dvs128" in name or "tmpdiff128" in name:
+                return "dvs128", cls
+            raise FormatError(
+                path,
+                f"AEChip {cls!r} is not a supported chip (expected DVS128, DAVIS240 or DAVIS346); "
+                "pass chip='dvs128'|'davis240'|'davis346' to force a decoding",
+            )
+    return "dvs128", None
+
+
+def _version_from_header(lines: list[str], path: str | os.PathLike[str]) -> str:
+    """``"2.0"`` or ``"1.0"`` from the ``#!AER-DAT`` line (1.0 without one)."""
+    for line in lines:
+        if line.startswith("#!AER-DAT"):
+            ver = line[len("#!AER-DAT") :].strip()
+            if ver.startswith("2."):
+                return "2.0"
+            if ver.startswith("1."):
+                return "1.0"
+            raise FormatError(
+                path, f"header says AEDAT {ver!r}, expected 1.x or 2.x (AEDAT 3.1/4 have their own readers)"
+            )
+    return "1.0"
+
+
+def _resolve_orientation(orientation: str, chip: str) -> str:
+    if orientation == "auto":
+        return "spikingjelly" if chip == "dvs128" else "image"
+    if orientation not in ORIENTATIONS:
+        raise EventsError(
+            f"unknown orientation {orientation!r}, expected 'auto' or one of {', '.join(ORIENTATIONS)}"
+        )
+    return orientation
+
+
+def _resolve_chip(chip: str) -> str:
+    if chip not in CHIPS:
+        raise EventsError(f"unknown chip {chip!r}, expected 'auto' or one of {', '.join(CHIPS)}")
+    return chip
+
+
+def oriented_sensor_size(chip: str, orientation: str) -> tuple[int, int]:
+    """(width, height) of the events of ``chip`` under ``orientation`` (``auto`` resolved)."""
+    chip = _resolve_chip(chip)
+    w, h = CHIPS[chip]
+    return (h, w) if _resolve_orientation(orientation, chip) == "spikingjelly" else (w, h)
+
+
+def _orient(raw_x: np.ndarray, raw_y: np.ndarray, w: int, h: int, orientation: str):
+    """(x, y, sensor_size) from raw jAER coordinates."""
+    if orientation == "raw":
+        return raw_x, raw_y, (w, h)
+    if orientation == "jaer":
+        return (w - 1) - raw_x, raw_y, (w, h)
+    if orientation == "image":
+        return (w - 1) - raw_x, (h - 1) - raw_y, (w, h)
+    return (h - 1) - raw_y, (w - 1) - raw_x, (h, w)  # spikingjelly
+
+
+def _unorient(x: np.ndarray, y: np.ndarray, w: int, h: int, orientation: str):
+    """(raw_x, raw_y) from oriented coordinates (inverse of :func:`_orient`)."""
+    if orientation == "raw":
+        return x, y
+    if orientation == "jaer":
+        return (w - 1) - x, y
+    if orientation == "image":
+        return (w - 1) - x, (h - 1) - y
+    return (w - 1) - y, (h - 1) - x  # spikingjelly
+
+
+def unwrap_timestamps(t: np.ndarray) -> tuple[np.ndarray, int]:
+    """Unwrap 32-bit timestamps: add 2**32 after every drop of more than 2**31.
+
+    Returns the int64 times and the number of wraps found.
+    """
+    t = t.astype(np.int64)
+    if t.size < 2:
+        return t, 0
+    wraps = np.diff(t) < -_HALF
+    n = int(np.count_nonzero(wraps))
+    if n:
+        t[1:] += np.cumsum(wraps, dtype=np.int64) * _WRAP
+    return t, n
+
+
+def read(path: str | os.PathLike[str], *, chip: str = "auto", orientation: str = "auto") -> Recording:
+    """Read a jAER AEDAT 2.0 (or 1.0) file.
+
+    Args:
+        path: the file.
+        chip: ``"auto"`` (from the ``# AEChip:`` header line, else DVS128),
+            ``"dvs128"``, ``"davis240"`` or ``"davis346"``.
+        orientation: ``"auto"`` (``spikingjelly`` for DVS128, ``image`` for
+            DAVIS), ``"spikingjelly"``, ``"jaer"``, ``"image"`` or ``"raw"``;
+            see the module docstring for the formulas.
+
+    Raises:
+        FormatError: bad header, partial trailing record, coordinates outside the chip.
+    """
+    data = read_file_bytes(path)
+    lines, start = read_hash_header(data, path)
+    version = _version_from_header(lines, path)
+    aechip = None
+    if chip == "auto":
+        chip, aechip = _chip_from_header(lines, path)
+    else:
+        chip = _resolve_chip(chip)
+    orientation = _resolve_orientation(orientation, chip)
+    w, h = CHIPS[chip]
+
+    rec_dtype = _REC2 if version == "2.0" else _REC1
+    size = rec_dtype.itemsize
+    if version == "1.0" and chip != "dvs128":
+        raise FormatError(
+            path, f"AEDAT 1.0 has 16-bit addresses and cannot hold {chip} events; expected DVS128"
+        )
+    body_len = len(data) - start
+    n = body_len // size
+    if body_len % size:
+        raise FormatError(
+            path,
+            f"body of {body_len} bytes ends with a partial record of {body_len % size} bytes, "
+            f"expected whole {size}-byte records (AEDAT {version})",
+            offset=start + n * size,
+        )
+    recs = np.frombuffer(data, dtype=rec_dtype, count=n, offset=start)
+    a = recs["a"].astype(np.uint32)
+    t_abs, n_wraps = unwrap_timestamps(recs["t"])
+
+    if chip == "dvs128":
+        keep = (a & np.uint32(0x80008000)) == 0
+        p = 1 - (a & 1)
+        raw_x = (a >> 1) & 0x7F
+        raw_y = (a >> 8) & 0x7F
+    else:
+        keep = (a & np.uint32(0x80000400)) == 0
+        p = (a >> 11) & 1
+        raw_x = (a >> 12) & 0x3FF
+        raw_y = (a >> 22) & 0x1FF
+        bad = keep & ((raw_x >= w) | (raw_y >= h))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise FormatError(
+                path,
+                f"{chip} event (address 0x{int(a[i]):08X}) has raw x={int(raw_x[i])}, y={int(raw_y[i])}, "
+                f"expected x < {w} and y < {h}",
+                offset=start + i * size,
+            )
+    n_dropped = int(n - np.count_nonzero(keep))
+    raw_x = raw_x[keep].astype(np.int64)
+    raw_y = raw_y[keep].astype(np.int64)
+    t_keep = t_abs[keep]
+    resorted = not (t_keep.size < 2 or bool(np.all(t_keep[1:] >= t_keep[:-1])))
+    x, y, sensor = _orient(raw_x, raw_y, w, h, orientation)
+    meta: dict[str, Any] = {
+        "version": version,
+        "chip": chip,
+        "aechip": aechip,
+        "orientation": orientation,
+        "dropped_special": n_dropped,
+        "timestamp_wraps": n_wraps,
+        "resorted": resorted,
+        "header": lines,
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    return recording_from_absolute(
+        t_keep, x, y, p[keep], sensor_size=sensor, source_format=NAME, path=str(path), metadata=meta
+    )
+
+
+def _header_bytes(chip: str) -> bytes:
+    lines = [
+        "#!AER-DAT2.0",
+        "# This is a raw AE data file - do not edit",
+        "# Data format is int32 address, int32 timestamp (8 bytes total), repeated for each event",
+        "# Timestamps tick is 1 us",
+        f"# AEChip: {CHIP_CLASSES[chip]}",
+        "# End of ASCII Header",
+    ]
+    return "".join(line + "\r\n" for line in lines).encode("ascii")
+
+
+def _atomic_write(path: str | os.PathLike[str], chunks: list[bytes]) -> None:
+    """Write ``chunks`` to a temporary file next to ``path``, then rename it over ``path``."""
+    p = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for c in chunks:
+                fh.write(c)
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write(
+    path: str | os.PathLike[str],
+    events: np.ndarray,
+    sensor_size: tuple[int, int],
+    *,
+    chip: str = "dvs128",
+    orientation: str = "auto",
+    t0_abs: int = 0,
+) -> None:
+    """Write events as a jAER AEDAT 2.0 file (atomically: temporary file, then rename).
+
+    Args:
+        path: the file to create or replace.
+        events: structured array with fields ``t``, ``x``, ``y``, ``p`` (canonical events).
+        sensor_size: (width, height) of ``events``; must equal the chip size under
+            ``orientation`` ((H, W) for ``spikingjelly``, (W, H) otherwise).
+        chip: ``"dvs128"``, ``"davis240"`` or ``"davis346"``.
+        orientation: how ``events`` are oriented (as for :func:`read`); inverted here.
+        t0_abs: added to ``events["t"]``; the file stores ``(t + t0_abs) mod 2**32``.
+
+    Events are written stably sorted by time. A DAVIS file whose first record
+    would start with byte ``0x23`` (``#``, mistaken for a header line) gets one
+    leading IMU/special record (address ``0x400``, dropped by readers that
+    follow jAER) with the first event's timestamp.
+
+    Raises:
+        EventsError: bad chip/orientation/sensor size, coordinates outside the
+            sensor, negative times, or a gap of 2**31 us or more between
+            consecutive events (it would read back as a timestamp wrap).
+    """
+    chip = _resolve_chip(chip)
+    orientation = _resolve_orientation(orientation, chip)
+    w, h = CHIPS[chip]
+    expected = (h, w) if orientation == "spikingjelly" else (w, h)
+    if (int(sensor_size[0]), int(sensor_size[1])) != expected:
+        raise EventsError(
+            f"sensor_size {tuple(sensor_size)} does not match chip {chip} in orientation {orientation!r}, "
+            f"expected {expected}"
+        )
+    events = np.asarray(events)
+    for f in ("t", "x", "y", "p"):
+        if events.dtype.names is None or f not in events.dtype.names:
+            raise EventsError(f"events lack field {f!r}, expected fields t, x, y, p")
+    check_in_sensor(events, expected, what="events to write")
+    ev = sort_events(events)
+    t_abs = ev["t"].astype(np.int64) + int(t0_abs)
+    if t_abs.size:
+        if int(t_abs[0]) < 0:
+            raise EventsError(f"first timestamp t + t0_abs = {int(t_abs[0])} is negative, expected >= 0")
+        gaps = np.diff(t_abs)
+        if gaps.size and int(gaps.max()) >= _HALF:
+            raise EventsError(
+                "a gap of 2**31 us or more between consecutive events cannot be stored in AEDAT 2.0"
+            )
+    x = ev["x"].astype(np.int64)
+    y = ev["y"].astype(np.int64)
+    if x.size and (int(x.min()) < 0 or int(y.min()) < 0):
+        raise EventsError("events to write have negative x or y, expected pixel coordinates >= 0")
+    on = (ev["p"] > 0).astype(np.int64)
+    raw_x, raw_y = _unorient(x, y, w, h, orientation)
+    if chip == "dvs128":
+        addr = (raw_y << 8) | (raw_x << 1) | (1 - on)
+    else:
+        addr = (raw_y << 22) | (raw_x << 12) | (on << 11)
+    recs = np.empty(addr.size, dtype=_REC2)
+    recs["a"] = addr.astype(np.uint32)
+    recs["t"] = (t_abs & (_WRAP - 1)).astype(np.uint32)
+    chunks = [_header_bytes(chip)]
+    if recs.size and (int(recs["a"][0]) >> 24) == 0x23:
+        lead = np.zeros(1, dtype=_REC2)
+        lead["a"] = 0x400
+        lead["t"] = recs["t"][0]
+        chunks.append(lead.tobytes())
+    chunks.append(recs.tobytes())
+    _atomic_write(path, chunks)

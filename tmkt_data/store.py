@@ -1,0 +1,273 @@
+"""The tmkt frame store: a versioned Zarr v3 group (layout in ``docs/store-format.md``).
+
+Writing happens shard by shard: a conversion task fills whole shards of
+``frames`` (one shard = one file holding ``shard_samples`` samples) and then
+writes a small completion record ``_tmkt/shards/<k>.json`` holding the
+per-sample metadata and the sha256 of the shard file. A shard without its record
+is not complete and is redone on resume. When every shard is complete, the
+records are gathered into the per-sample arrays and the group's ``status``
+attribute becomes ``"complete"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec, BloscShuffle
+
+from tmkt_data.errors import TmktError
+
+STORE_FORMAT = "tmkt-frame-store"
+STORE_FORMAT_VERSION = 1
+_RECORDS = "_tmkt/shards"
+#: Per-sample metadata arrays gathered from the shard records: name -> numpy dtype.
+SAMPLE_FIELDS: dict[str, Any] = {
+    "labels": np.int32,
+    "valid": np.bool_,
+    "n_events": np.int64,
+    "n_binned": np.int64,
+    "n_saturated": np.int64,
+    "duration_us": np.int64,
+    "source_bytes": np.int64,
+    "sample_id": str,
+    "split": str,
+    "source_path": str,
+    "source_sha256": str,
+}
+
+
+class StoreError(TmktError, ValueError):
+    """A store is missing, corrupt, or was made with other parameters."""
+
+
+def params_hash(params: dict[str, Any]) -> str:
+    """sha256 (hex) of the canonical JSON of ``params``: the store's cache key."""
+    blob = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """sha256 (hex) of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def is_store(path: Path) -> bool:
+    """True when ``path`` holds a tmkt store (complete or not)."""
+    meta = path / "zarr.json"
+    if not meta.is_file():
+        return False
+    try:
+        attrs = json.loads(meta.read_text()).get("attributes", {})
+    except (OSError, ValueError):
+        return False
+    return attrs.get("format") == STORE_FORMAT
+
+
+def _compressor(clevel: int = 5) -> BloscCodec:
+    return BloscCodec(cname="zstd", clevel=clevel, shuffle=BloscShuffle.bitshuffle)
+
+
+@dataclass(frozen=True)
+class StoreGeometry:
+    """Shape facts fixed when the store is created."""
+
+    n_samples: int
+    frame_shape: tuple[int, int, int, int]  # (T, 2, H, W)
+    dtype: str
+    shard_samples: int
+
+    @property
+    def n_shards(self) -> int:
+        return -(-self.n_samples // self.shard_samples)
+
+    def shard_range(self, k: int) -> tuple[int, int]:
+        """Sample index range ``[start, stop)`` of shard ``k``."""
+        start = k * self.shard_samples
+        return start, min(start + self.shard_samples, self.n_samples)
+
+
+def create_store(
+    path: Path,
+    geometry: StoreGeometry,
+    attrs: dict[str, Any],
+    *,
+    clevel: int = 5,
+) -> zarr.Group:
+    """Create an empty store at ``path`` (which must not exist) with ``status = "in_progress"``."""
+    group = zarr.open_group(str(path), mode="w-", zarr_format=3)
+    n = geometry.n_samples
+    group.create_array(
+        "frames",
+        shape=(n, *geometry.frame_shape),
+        chunks=(1, *geometry.frame_shape),
+        shards=(geometry.shard_samples, *geometry.frame_shape),
+        dtype=geometry.dtype,
+        compressors=_compressor(clevel),
+        fill_value=0,
+        dimension_names=("sample", "time", "polarity", "y", "x"),
+    )
+    full = dict(attrs)
+    full.update(
+        format=STORE_FORMAT,
+        format_version=STORE_FORMAT_VERSION,
+        status="in_progress",
+        n_samples=n,
+        frame_shape=list(geometry.frame_shape),
+        dtype=geometry.dtype,
+        shard_samples=geometry.shard_samples,
+        n_shards=geometry.n_shards,
+    )
+    group.attrs.update(full)
+    group.create_group("_tmkt", attributes={"about": "tmkt bookkeeping: per-shard completion records"})
+    (path / _RECORDS).mkdir(parents=True, exist_ok=True)
+    return group
+
+
+def open_store(path: str | os.PathLike[str], *, mode: str = "r", require_complete: bool = True) -> zarr.Group:
+    """Open a tmkt store, checking its format, version and (by default) completeness."""
+    p = Path(path)
+    if not p.exists():
+        raise StoreError(f"{p}: no such store")
+    if not is_store(p):
+        raise StoreError(f"{p}: not a tmkt store (expected a Zarr v3 group with format={STORE_FORMAT!r})")
+    group = zarr.open_group(str(p), mode=mode, zarr_format=3)
+    version = group.attrs.get("format_version")
+    if version != STORE_FORMAT_VERSION:
+        raise StoreError(
+            f"{p}: store format version {version}, this tmkt reads version {STORE_FORMAT_VERSION}"
+        )
+    if require_complete and group.attrs.get("status") != "complete":
+        raise StoreError(
+            f"{p}: conversion did not finish (status {group.attrs.get('status')!r}); run it again"
+        )
+    return group
+
+
+def geometry_of(group: zarr.Group) -> StoreGeometry:
+    a = group.attrs
+    return StoreGeometry(
+        int(a["n_samples"]), tuple(a["frame_shape"]), str(a["dtype"]), int(a["shard_samples"])
+    )
+
+
+def shard_file(path: Path, k: int) -> Path:
+    """The file holding shard ``k`` of ``frames`` (default Zarr v3 chunk key encoding)."""
+    return path / "frames" / "c" / str(k) / "0" / "0" / "0" / "0"
+
+
+def record_path(path: Path, k: int) -> Path:
+    return path / _RECORDS / f"{k:06d}.json"
+
+
+def write_shard(path: Path, k: int, frames: np.ndarray, samples: list[dict[str, Any]], key: str) -> dict:
+    """Write shard ``k`` (all its samples at once), then its completion record.
+
+    ``samples`` holds one metadata dict per sample (keys of :data:`SAMPLE_FIELDS`
+    plus ``failure`` when the sample could not be converted). The record is
+    written to a temporary name and renamed, after the shard file, so a crash
+    never leaves a record for a partial shard.
+    """
+    arr = zarr.open_array(str(path / "frames"), mode="r+", zarr_format=3)
+    start = k * arr.shards[0]
+    sfile = shard_file(path, k)
+    sfile.unlink(missing_ok=True)  # a torn file from an interrupted run must not be merged into
+    arr[start : start + frames.shape[0]] = frames
+    record = {
+        "shard": k,
+        "start": start,
+        "params_hash": key,
+        "shard_sha256": file_sha256(sfile) if sfile.exists() else None,
+        "samples": samples,
+    }
+    target = record_path(path, k)
+    tmp = target.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, target)
+    return record
+
+
+def read_record(path: Path, k: int) -> dict | None:
+    """Shard ``k``'s completion record, or None if the shard is not complete."""
+    rp = record_path(path, k)
+    try:
+        return json.loads(rp.read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return None  # a torn record counts as not done
+
+
+def completed_shards(path: Path, n_shards: int, key: str) -> set[int]:
+    """Shards whose record exists and was written with parameters ``key``."""
+    done = set()
+    for k in range(n_shards):
+        rec = read_record(path, k)
+        if rec is not None and rec.get("params_hash") == key:
+            done.add(k)
+    return done
+
+
+def finalize_store(path: Path, extra_attrs: dict[str, Any] | None = None) -> zarr.Group:
+    """Gather every shard record into the per-sample arrays and mark the store complete."""
+    group = zarr.open_group(str(path), mode="r+", zarr_format=3)
+    geo = geometry_of(group)
+    rows: list[dict[str, Any]] = []
+    for k in range(geo.n_shards):
+        rec = read_record(path, k)
+        if rec is None:
+            raise StoreError(f"{path}: shard {k} has no completion record; cannot finalise")
+        rows.extend(rec["samples"])
+    if len(rows) != geo.n_samples:
+        raise StoreError(f"{path}: records hold {len(rows)} samples, expected {geo.n_samples}")
+    for name, dtype in SAMPLE_FIELDS.items():
+        values = np.array([r[name] for r in rows], dtype=dtype if dtype is not str else object)
+        if dtype is str:
+            values = values.astype(str)
+        if name in group:
+            del group[name]
+        group.create_array(
+            name,
+            shape=values.shape,
+            dtype=values.dtype if dtype is not str else str,
+            chunks=(max(1, len(values)),),
+            dimension_names=("sample",),
+        )
+        group[name][:] = values
+    alt_names = sorted({name for r in rows for name in r.get("alt_splits", {})})
+    for name in alt_names:
+        values = np.array([r.get("alt_splits", {}).get(name, "") for r in rows]).astype(str)
+        key = f"split_{name}"
+        if key in group:
+            del group[key]
+        group.create_array(
+            key, shape=values.shape, dtype=str, chunks=(max(1, len(values)),), dimension_names=("sample",)
+        )
+        group[key][:] = values
+    failures = [
+        {"sample_id": r["sample_id"], "path": r["source_path"], "reason": r["failure"]}
+        for r in rows
+        if r.get("failure")
+    ]
+    attrs = dict(extra_attrs or {})
+    attrs.update(failures=failures, status="complete")
+    group.attrs.update(attrs)
+    return group
+
+
+def remove_store(path: Path) -> None:
+    """Delete a tmkt store; refuses anything that is not one (never deletes user data)."""
+    if not is_store(path):
+        raise StoreError(f"{path}: not a tmkt store; refusing to delete it")
+    shutil.rmtree(path)

@@ -1,0 +1,104 @@
+"""Read-side tools for a finished store: summary (``inspect``) and integrity check (``verify``)."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tmkt_data.store import file_sha256, geometry_of, open_store, read_record, shard_file
+
+
+def dir_bytes(path: Path) -> int:
+    """Total size in bytes of the files under ``path``."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            total += os.path.getsize(os.path.join(root, f))
+    return total
+
+
+def store_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Plain-JSON description of a complete store: shape, classes, splits, sizes, failures."""
+    p = Path(path)
+    g = open_store(p)
+    geo = geometry_of(g)
+    labels = np.asarray(g["labels"][:])
+    split = np.asarray(g["split"][:], dtype=object)
+    valid = np.asarray(g["valid"][:])
+    classes = list(g.attrs["classes"])
+    per_class: dict[str, dict[str, int]] = {}
+    for (lab, sp), n in Counter(zip(labels[valid].tolist(), split[valid].tolist(), strict=True)).items():
+        per_class.setdefault(classes[lab], {})[sp] = n
+    raw = geo.n_samples * int(np.prod(geo.frame_shape)) * np.dtype(geo.dtype).itemsize
+    on_disk = dir_bytes(p / "frames")
+    params = g.attrs["params"]
+    return {
+        "store": str(p),
+        "dataset": g.attrs["dataset"],
+        "format_version": g.attrs["format_version"],
+        "tmkt_version": g.attrs.get("tmkt_version"),
+        "synthetic": bool(g.attrs.get("synthetic", False)),
+        "samples": geo.n_samples,
+        "valid_samples": int(valid.sum()),
+        "frame_shape": list(geo.frame_shape),
+        "dtype": geo.dtype,
+        "classes": len(classes),
+        "splits": dict(Counter(split[valid].tolist())),
+        "per_class": {c: per_class.get(c, {}) for c in classes},
+        "events": int(np.asarray(g["n_events"][:]).sum()),
+        "shards": geo.n_shards,
+        "shard_samples": geo.shard_samples,
+        "frames_bytes_raw": raw,
+        "frames_bytes_on_disk": on_disk,
+        "store_bytes_on_disk": dir_bytes(p),
+        "compression_ratio": (raw / on_disk) if on_disk else None,
+        "failures": list(g.attrs.get("failures", [])),
+        "conversion": params["conversion"],
+        "params_hash": g.attrs["params_hash"],
+    }
+
+
+def verify_store(path: str | os.PathLike[str]) -> list[str]:
+    """Re-check every shard of a store; returns the problems found (empty when sound).
+
+    Checks: the store is complete; each shard has its record, written with the
+    store's parameters; each shard file's sha256 equals the record's; each shard
+    decodes; the per-sample arrays have one entry per sample.
+    """
+    p = Path(path)
+    g = open_store(p)
+    geo = geometry_of(g)
+    key = g.attrs["params_hash"]
+    problems = []
+    frames = g["frames"]
+    for k in range(geo.n_shards):
+        rec = read_record(p, k)
+        if rec is None:
+            problems.append(f"shard {k}: completion record missing or unreadable")
+            continue
+        if rec.get("params_hash") != key:
+            problems.append(f"shard {k}: written with other parameters")
+        sfile = shard_file(p, k)
+        expected = rec.get("shard_sha256")
+        actual = file_sha256(sfile) if sfile.exists() else None
+        if actual != expected:
+            what = (
+                "missing" if actual is None else f"sha256 {actual[:16]}..., expected {str(expected)[:16]}..."
+            )
+            problems.append(f"shard {k}: file {sfile.relative_to(p)} {what}")
+            continue
+        a, b = geo.shard_range(k)
+        try:
+            np.asarray(frames[a:b])
+        except Exception as err:  # noqa: BLE001 - any decode failure is corruption
+            problems.append(f"shard {k}: cannot decode ({type(err).__name__}: {err})")
+    for name in ("labels", "split", "valid", "sample_id", "source_sha256", "n_events"):
+        if name not in g:
+            problems.append(f"array {name!r} missing")
+        elif g[name].shape != (geo.n_samples,):
+            problems.append(f"array {name!r} has shape {g[name].shape}, expected ({geo.n_samples},)")
+    return problems
