@@ -133,4 +133,6 @@ def recording_from_absolute(
     t0 = int(ev["t"][0]) if ev.size else 0
     if t0:
         ev["t"] -= t0
-    return Recording(ev, (int(sensor_size[0]), int(sensor_size[1])), source_format, path, t0, dict(metadata or {}))
+    return Recording(
+        ev, (int(sensor_size[0]), int(sensor_size[1])), source_format, path, t0, dict(metadata or {})
+    )

@@ -38,7 +38,9 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         if ext in mod.EXTENSIONS:
             return name
     known = ", ".join(sorted({e for m in FORMATS.values() for e in m.EXTENSIONS}))
-    raise FormatError(p, f"unrecognised event file (no known magic bytes, extension {ext!r} not one of {known})")
+    raise FormatError(
+        p, f"unrecognised event file (no known magic bytes, extension {ext!r} not one of {known})"
+    )
 
 
 def read_events(path: str | os.PathLike[str], format: str | None = None, **options: Any) -> Recording:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from tmkt_data.errors import FormatError
@@ -46,9 +47,9 @@ def read_head(path: str | os.PathLike[str], n: int = 64) -> bytes:
         raise FormatError(p, f"cannot read file ({err.strerror})") from None
 
 
-def read_hash_header(data: bytes, path: str | os.PathLike[str], *, end_line: bytes | None = None) -> tuple[
-    list[str], int
-]:
+def read_hash_header(
+    data: bytes, path: str | os.PathLike[str], *, end_line: bytes | None = None
+) -> tuple[list[str], int]:
     """Parse the ``#``-prefixed ASCII header lines of an AEDAT 1/2/3 file.
 
     Returns the decoded lines (without line endings) and the byte offset where
@@ -70,3 +71,48 @@ def read_hash_header(data: bytes, path: str | os.PathLike[str], *, end_line: byt
     if end_line is not None:
         raise FormatError(path, f"header has no {end_line.decode()!r} line", offset=pos)
     return lines, pos
+
+
+def _new_file_mode(final: Path) -> int:
+    """Mode for a new file: the replaced file's, else 0o666 less the umask (mkstemp uses 0o600)."""
+    try:
+        return final.stat().st_mode & 0o7777
+    except OSError:
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
+def atomic_path(path: str | os.PathLike[str]) -> tuple[Path, str]:
+    """(final path, temporary path next to it) for an atomic write."""
+    p = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    os.close(fd)
+    try:
+        os.chmod(tmp, _new_file_mode(p))
+    except OSError:
+        pass
+    return p, tmp
+
+
+def finish_atomic(tmp: str, final: Path, ok: bool) -> None:
+    """Rename ``tmp`` over ``final`` when ``ok``, else remove it."""
+    if ok:
+        os.replace(tmp, final)
+    else:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to a temporary file next to ``path``, then rename it over ``path``."""
+    final, tmp = atomic_path(path)
+    ok = False
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        ok = True
+    finally:
+        finish_atomic(tmp, final, ok)

@@ -60,15 +60,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tmkt_data.errors import EventsError, FormatError
 from tmkt_data.events import Recording, check_in_sensor, recording_from_absolute, sort_events
-from tmkt_data.formats._io import read_file_bytes, read_hash_header
+from tmkt_data.formats._io import atomic_write_bytes, read_file_bytes, read_hash_header
 
 NAME = "aedat2"
 EXTENSIONS = (".aedat", ".dat")
@@ -287,23 +285,6 @@ def _header_bytes(chip: str) -> bytes:
     return "".join(line + "\r\n" for line in lines).encode("ascii")
 
 
-def _atomic_write(path: str | os.PathLike[str], chunks: list[bytes]) -> None:
-    """Write ``chunks`` to a temporary file next to ``path``, then rename it over ``path``."""
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for c in chunks:
-                fh.write(c)
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def write(
     path: str | os.PathLike[str],
     events: np.ndarray,
@@ -378,4 +359,4 @@ def write(
         lead["t"] = recs["t"][0]
         chunks.append(lead.tobytes())
     chunks.append(recs.tobytes())
-    _atomic_write(path, chunks)
+    atomic_write_bytes(path, b"".join(chunks))

@@ -31,16 +31,14 @@ import itertools
 import os
 import re
 import struct
-import tempfile
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tmkt_data.errors import EventsError, FormatError
 from tmkt_data.events import Recording, check_in_sensor, recording_from_absolute, sort_events
-from tmkt_data.formats._io import read_file_bytes, read_hash_header
+from tmkt_data.formats._io import atomic_write_bytes, read_file_bytes, read_hash_header
 
 NAME = "aedat31"
 EXTENSIONS = (".aedat",)
@@ -250,23 +248,6 @@ def read(path: str | os.PathLike[str], *, sensor_size: tuple[int, int] | None = 
     )
 
 
-def _atomic_write(path: str | os.PathLike[str], chunks: list[bytes]) -> None:
-    """Write ``chunks`` to a temporary file next to ``path``, then rename it over ``path``."""
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for c in chunks:
-                fh.write(c)
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _start_time(t0_abs: int) -> str:
     try:
         when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(t0_abs))
@@ -350,4 +331,4 @@ def write(
             k = e - s
             chunks.append(PACKET_HEADER.pack(POLARITY_EVENT, 1, 8, 4, int(over[s]), k, k, k))
             chunks.append(recs[s:e].tobytes())
-    _atomic_write(path, chunks)
+    atomic_write_bytes(path, b"".join(chunks))
