@@ -1,0 +1,188 @@
+"""Training configuration: one dataclass, TOML recipes, command-line overrides.
+
+Every option of the method (``method.md``) lives here with its default; a
+recipe file may set any of them (unknown keys are an error), flags override
+the recipe, and the resolved configuration is written to ``RUN_DIR/config.toml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from tmkt_data.errors import TmktError
+
+METHODS = ("scratch", "finetune", "sliding", "tmkt")
+
+
+class ConfigError(TmktError, ValueError):
+    """A recipe or option is invalid (unknown key, wrong type, impossible value)."""
+
+
+@dataclass
+class TrainConfig:
+    """Every training option. Units: learning rate per step, epochs, probabilities in [0, 1]."""
+
+    store: str = ""
+    out: str = ""
+    method: str = "tmkt"
+    model: str = "vgg_snn"
+    epochs: int = 300
+    batch_size: int = 120
+    lr: float | None = None  # None: 5e-3 * batch_size / 1024 (reference)
+    weight_decay: float = 0.01
+    warmup_epochs: int = 5
+    seed: int = 42
+    device: str = "auto"  # auto, cpu, cuda, cuda:N
+    amp: bool = False  # bf16 autocast on CUDA
+    compile: bool = False
+    num_workers: int = 2
+    time_steps: int | None = None  # must equal the store's T when given
+    # neuron
+    tau: float = 2.0
+    v_threshold: float = 0.5
+    surrogate: str = "qgate"
+    # classification loss
+    loss: str = "tet"  # tet or ce (CE on the time-averaged output)
+    lambda_tet: float = 1e-3
+    shared_head: bool = False
+    # Time-step Mixup
+    r_m: float = 0.5
+    r_m_schedule: str = "constant"  # constant, linear, cubic
+    r_m_start: float = 0.0
+    r_m_end: float = 0.5
+    mixup_normalized: bool = False
+    # auxiliary objectives
+    mag: bool = True
+    mrp: bool = True
+    cka: bool = True
+    step_weights: bool = True
+    lambda_cka: float = 0.5
+    lambda_mag: float = 0.1
+    lambda_mrp: float = 0.1
+    mrp_loss: str = "mse"  # mse or bce
+    # finetune: share of the epochs spent on RGB before switching to DVS
+    finetune_rgb_fraction: float = 0.5
+    # inputs
+    dvs_norm: str = "none"  # none, clip, log1p, max
+    crop_padding: int = 4
+    hflip: bool = False
+    rotate_deg: float = 0.0
+    # bookkeeping
+    max_steps_per_epoch: int | None = None  # for smoke tests and benchmarks
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def resolved_lr(self) -> float:
+        return self.lr if self.lr is not None else 5e-3 * self.batch_size / 1024
+
+    def validate(self) -> TrainConfig:
+        """Raise :class:`ConfigError` on an impossible combination; returns self."""
+        if self.method not in METHODS:
+            raise ConfigError(f"method {self.method!r}: expected one of {', '.join(METHODS)}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} = {getattr(self, name)}: expected a positive integer")
+        for name in ("r_m", "r_m_start", "r_m_end", "finetune_rgb_fraction"):
+            v = getattr(self, name)
+            if not (0.0 <= v <= 1.0) or math.isnan(v):
+                raise ConfigError(f"{name} = {v}: expected a value in [0, 1]")
+        choices = {
+            "loss": ("tet", "ce"),
+            "r_m_schedule": ("constant", "linear", "cubic"),
+            "mrp_loss": ("mse", "bce"),
+            "dvs_norm": ("none", "clip", "log1p", "max"),
+            "surrogate": ("qgate", "sigmoid", "atan"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} = {getattr(self, name)!r}: expected one of {', '.join(allowed)}")
+        return self
+
+
+_FIELDS = {f.name: f for f in fields(TrainConfig)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Check a recipe value against the field's type (ints may stand for floats)."""
+    default = _FIELDS[name].default
+    if value is None:
+        return None
+    kind = type(default) if default is not None and default is not dataclasses.MISSING else None
+    if name in ("lr",):
+        kind = float
+    if name in ("time_steps", "max_steps_per_epoch"):
+        kind = int
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} = {value!r}: expected true or false")
+        return value
+    if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind is str and isinstance(value, str):
+        return value
+    if kind is dict and isinstance(value, dict):
+        return value
+    if kind is None:
+        return value
+    raise ConfigError(f"{name} = {value!r}: expected a {kind.__name__}")
+
+
+def load_recipe(path: str | Path) -> dict[str, Any]:
+    """Read a TOML recipe; the training options may sit at top level or under ``[train]``."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: recipe file not found") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{p}: not valid TOML ({err})") from None
+    return dict(data.get("train", data))
+
+
+def make_config(recipe: dict[str, Any] | None = None, **overrides: Any) -> TrainConfig:
+    """Build a validated :class:`TrainConfig` from recipe values, then overrides (None = not given)."""
+    values: dict[str, Any] = {}
+    for source in (recipe or {}, {k: v for k, v in overrides.items() if v is not None}):
+        for key, value in source.items():
+            if key not in _FIELDS:
+                close = [n for n in _FIELDS if n.split("_")[0] == key.split("_")[0]]
+                hint = f" (did you mean {', '.join(close)}?)" if close else ""
+                raise ConfigError(f"unknown option {key!r}{hint}")
+            values[key] = _coerce(key, value)
+    return TrainConfig(**values).validate()
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise ConfigError(f"cannot write {v!r} to TOML")
+
+
+def config_to_toml(cfg: TrainConfig) -> str:
+    """The resolved configuration as a TOML ``[train]`` table (None values are left out)."""
+    lines = ["# resolved tmkt-train configuration", "[train]"]
+    extra = {}
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        if f.name == "extra":
+            extra = v
+            continue
+        if v is not None:
+            lines.append(f"{f.name} = {_toml_value(v)}")
+    lines.append(f"# lr resolved to {cfg.resolved_lr()!r}")
+    if extra:
+        lines.append("[train.extra]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in extra.items())
+    return "\n".join(lines) + "\n"
