@@ -1,0 +1,87 @@
+"""Spiking networks by name (timm-style registry).
+
+>>> from tmkt_train.models import create_model
+>>> model = create_model("vgg_snn", num_classes=101)          # doctest: +SKIP
+>>> out = model(x, head="dvs")   # x: (B, T, 2, 48, 48)        # doctest: +SKIP
+>>> out.logits.shape             # (T, B, 101)                 # doctest: +SKIP
+
+Every model takes ``(B, T, C, H, W)`` and returns an :class:`SNNOutput`
+(``logits``, ``pooled``, ``features``, ``mag_logits``, ``mrp_logit``; see
+:mod:`tmkt_train.models.base`). Keyword options common to all models:
+``shared_head``, ``aux_heads``, ``feature_source`` (not resnet18) and the LIF
+settings ``tau``, ``v_threshold``, ``v_reset``, ``decay_input``, ``surrogate``,
+``alpha``, ``detach_reset`` (defaults: method.md section 6, reset detached as in
+the reference code).
+
+| name | network | input |
+|---|---|---|
+| ``vgg_snn`` | VGG-SNN, 8 conv + BN + LIF, avg pools | 48 x 48 (``input_size``) |
+| ``resnet18`` | pre-activation spiking ResNet-18 | any, 48 x 48 in the recipes |
+| ``scnn`` | 2 conv + fc 300 SNN for N-Omniglot | 28 x 28 (``input_size``) |
+| ``demo`` | 2 conv (16/32) + BN + LIF, CPU demo | any >= 8, 32 x 32 intended |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from tmkt_train.models.base import (
+    NEURON_KEYS,
+    ModelError,
+    SNNOutput,
+    SpikingClassifier,
+    TrunkOutput,
+)
+from tmkt_train.models.demo import demo
+from tmkt_train.models.resnet import resnet18
+from tmkt_train.models.scnn import scnn
+from tmkt_train.models.vgg_snn import vgg_snn
+
+__all__ = [
+    "NEURON_KEYS",
+    "ModelError",
+    "SNNOutput",
+    "SpikingClassifier",
+    "TrunkOutput",
+    "create_model",
+    "list_models",
+    "register_model",
+]
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(name: str, fn: Callable[..., nn.Module] | None = None):
+    """Register ``fn(num_classes, in_channels=2, **kw)`` under ``name`` (usable as a decorator)."""
+
+    def deco(f: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY and _REGISTRY[name] is not f:
+            raise ModelError(f"model name {name!r} is already registered")
+        _REGISTRY[name] = f
+        return f
+
+    return deco if fn is None else deco(fn)
+
+
+for _name, _fn in (("vgg_snn", vgg_snn), ("resnet18", resnet18), ("scnn", scnn), ("demo", demo)):
+    register_model(_name, _fn)
+
+
+def list_models() -> list[str]:
+    """Registered model names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, num_classes: int, in_channels: int = 2, **kw) -> SpikingClassifier:
+    """Build the model registered as ``name``.
+
+    Raises:
+        ModelError: unknown name (the message lists the known ones) or an option the model does not take.
+    """
+    try:
+        fn = _REGISTRY[name]
+    except KeyError:
+        raise ModelError(f"unknown model {name!r}; available: {', '.join(list_models())}") from None
+    return fn(num_classes, in_channels=in_channels, **kw)
