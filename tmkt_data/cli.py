@@ -356,6 +356,21 @@ def show(
     console.print(f"sample {index} ({label}, {str(g['sample_id'][index])}) -> {out}")
 
 
+def _register_thin_commands() -> None:
+    """Commands whose option parsing lives in their own modules."""
+    from tmkt_data.cli_pair import pair_command
+
+    app.command("pair")(user_errors(pair_command))
+    try:
+        from tmkt_data.cli_synth import synth_command
+    except ImportError:  # pragma: no cover - synth is optional while it is being written
+        return
+    app.command("synth")(user_errors(synth_command))
+
+
+_register_thin_commands()
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

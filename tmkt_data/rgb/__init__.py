@@ -1,0 +1,220 @@
+"""RGB counterparts of the event datasets: one reader module per source, read from local files.
+
+Each source reads the dataset's own files from a folder the user points at
+(nothing is downloaded) and returns an :class:`RGBSet`:
+
+* ``cifar10``, ``cifar100`` (:mod:`~tmkt_data.rgb.cifar`): the python pickle
+  batches; CIFAR-100 with ``labels="fine"`` or ``"coarse"``; official split.
+* ``caltech101`` (:mod:`~tmkt_data.rgb.caltech101`):
+  ``101_ObjectCategories/<class>/image_NNNN.jpg``; per-class sorted split.
+* ``mnist`` (:mod:`~tmkt_data.rgb.mnist`): IDX files, optionally ``.gz``; official split.
+* ``omniglot`` (:mod:`~tmkt_data.rgb.omniglot`): ``images_background/`` (train),
+  ``images_evaluation/`` (test).
+* ``imagefolder`` (:mod:`~tmkt_data.rgb.imagefolder`): ``<class>/**/*.png|jpg|jpeg|bmp``,
+  optional ``train/`` + ``test/``.
+* ``digits`` (:mod:`~tmkt_data.rgb.digits`): scikit-learn's bundled 8x8 digits, no
+  files needed (the embedded default); per-class sorted split.
+
+:func:`tmkt_data.rgb.encode.encode_images` turns the images into the DVS frame
+geometry; :mod:`tmkt_data.pairing` stores them with the pairing index.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tmkt_data.errors import TmktError
+
+
+class RGBError(TmktError, ValueError):
+    """An RGB source is missing, malformed, or was given a bad option (one line naming the file)."""
+
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def read_image(path: Path, expected: str) -> np.ndarray:
+    """Decode one image file into ``HxW`` (grayscale) or ``HxWx3`` (colour) uint8.
+
+    Bilevel, grayscale and 16-bit grayscale images become ``HxW``; everything
+    else (palette, RGBA, CMYK...) is converted to RGB (alpha dropped).
+
+    Raises:
+        RGBError: the file is missing or cannot be decoded, naming it and ``expected``.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            if mode in ("1", "L", "I", "I;16", "I;16B", "I;16L", "F"):
+                if mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+                    arr = np.asarray(img, dtype=np.float64)
+                    top = 65535.0 if mode.startswith("I;16") else max(1.0, float(arr.max()))
+                    return np.clip(np.round(arr * 255.0 / top), 0, 255).astype(np.uint8)
+                return np.asarray(img.convert("L"), dtype=np.uint8).copy()
+            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    except FileNotFoundError:
+        raise RGBError(f"{path}: missing file, expected {expected}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        raise RGBError(f"{path}: cannot decode as an image ({err}), expected {expected}") from None
+
+
+class ImageFiles(Sequence):
+    """A lazy list of image files: item ``i`` is decoded (by :func:`read_image`) when accessed.
+
+    Keeps large folder datasets (Caltech101, Omniglot) out of memory until they
+    are encoded, one image at a time.
+    """
+
+    def __init__(self, paths: Sequence[Path], expected: str):
+        self.paths = [Path(p) for p in paths]
+        self.expected = expected
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            return ImageFiles(self.paths[i], self.expected)
+        return read_image(self.paths[i], self.expected)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for p in self.paths:
+            yield read_image(p, self.expected)
+
+    def subset(self, indices: Sequence[int]) -> ImageFiles:
+        return ImageFiles([self.paths[int(i)] for i in indices], self.expected)
+
+
+@dataclass
+class RGBSet:
+    """Images of one RGB source with their labels and split.
+
+    Attributes:
+        kind: source name (a key of :data:`RGB_SOURCES`).
+        root: the folder read (absolute), or None for the embedded ``digits``.
+        images: ``HxWx3`` / ``HxW`` uint8 images: an array ``(N, H, W[, 3])``,
+            a list of arrays, or a lazy :class:`ImageFiles`.
+        labels: (N,) int64 class index into ``class_names``.
+        class_names: the source's class names.
+        source_ids: (N,) unique stable names (``"train/00012"``,
+            ``"accordion/image_0001.jpg"``...).
+        split: (N,) ``"train"`` or ``"test"``.
+        info: how the split was made and other facts worth recording.
+    """
+
+    kind: str
+    root: str | None
+    images: Any
+    labels: np.ndarray
+    class_names: list[str]
+    source_ids: list[str]
+    split: list[str]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        n = len(self.labels)
+        where = self.root or self.kind
+        for name, seq in (("images", self.images), ("source_ids", self.source_ids), ("split", self.split)):
+            if len(seq) != n:
+                raise RGBError(f"{where}: {len(seq)} {name} for {n} labels, expected one per image")
+        if n == 0:
+            raise RGBError(f"{where}: no images found for RGB source {self.kind}")
+        if self.labels.min() < 0 or self.labels.max() >= len(self.class_names):
+            raise RGBError(
+                f"{where}: labels outside 0..{len(self.class_names) - 1} ({len(self.class_names)} classes)"
+            )
+        bad = sorted(set(self.split) - {"train", "test"})
+        if bad:
+            raise RGBError(f"{where}: split values {bad}, expected 'train' or 'test'")
+        if len(set(self.source_ids)) != n:
+            raise RGBError(f"{where}: source ids are not unique")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Images per class and split: ``{class: {"train": n, "test": m}}``."""
+        out = {c: {"train": 0, "test": 0} for c in self.class_names}
+        for lab, sp in zip(self.labels.tolist(), self.split, strict=True):
+            out[self.class_names[lab]][sp] += 1
+        return out
+
+
+def per_class_split(n: int, train_ratio: float) -> list[str]:
+    """Split ``n`` name-sorted items of one class: the first ``ceil(ratio * n)`` train, the rest test."""
+    n_train = math.ceil(round(train_ratio * n, 9))
+    return ["train"] * n_train + ["test"] * (n - n_train)
+
+
+def check_ratio(kind: str, train_ratio: Any) -> float:
+    try:
+        r = float(train_ratio)
+    except (TypeError, ValueError):
+        r = float("nan")
+    if not 0.0 < r <= 1.0:
+        raise RGBError(f"{kind}: train_ratio {train_ratio!r}, expected 0 < ratio <= 1")
+    return r
+
+
+def no_options(kind: str, options: dict[str, Any]) -> None:
+    if options:
+        raise RGBError(f"{kind}: unknown option(s) {', '.join(sorted(options))}")
+
+
+def require_root(kind: str, root: str | Path | None) -> Path:
+    if root is None or str(root) in ("", "-"):
+        raise RGBError(f"{kind}: needs RGB_ROOT, the folder holding the dataset's files")
+    p = Path(root).expanduser().resolve()
+    if not p.is_dir():
+        raise RGBError(f"{p}: RGB root is not a folder")
+    return p
+
+
+#: Source name -> (module, loader function).
+RGB_SOURCES: dict[str, tuple[str, str]] = {
+    "cifar10": ("tmkt_data.rgb.cifar", "load_cifar10"),
+    "cifar100": ("tmkt_data.rgb.cifar", "load_cifar100"),
+    "caltech101": ("tmkt_data.rgb.caltech101", "load"),
+    "mnist": ("tmkt_data.rgb.mnist", "load"),
+    "omniglot": ("tmkt_data.rgb.omniglot", "load"),
+    "imagefolder": ("tmkt_data.rgb.imagefolder", "load"),
+    "digits": ("tmkt_data.rgb.digits", "load"),
+}
+
+
+def load_rgb(kind: str, root: str | Path | None = None, **opts: Any) -> RGBSet:
+    """Read the RGB source ``kind`` (a key of :data:`RGB_SOURCES`) from ``root``.
+
+    ``root`` may be None (or ``"-"``) only for ``digits``. Options go to the
+    source's loader (e.g. ``labels="coarse"`` for ``cifar100``,
+    ``train_ratio=0.9`` for ``caltech101``); an unknown option is an error.
+    """
+    if kind not in RGB_SOURCES:
+        raise RGBError(f"unknown RGB source {kind!r}, expected one of {', '.join(RGB_SOURCES)}")
+    module, fn = RGB_SOURCES[kind]
+    loader = getattr(importlib.import_module(module), fn)
+    if root is not None and str(root) in ("", "-"):
+        root = None
+    return loader(root, **opts)
+
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "RGB_SOURCES",
+    "ImageFiles",
+    "RGBError",
+    "RGBSet",
+    "load_rgb",
+    "read_image",
+]

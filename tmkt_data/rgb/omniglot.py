@@ -1,0 +1,86 @@
+"""Omniglot, ``images_background/`` (train) and ``images_evaluation/`` (test).
+
+Expected tree (``images_background.zip`` and ``images_evaluation.zip`` extracted)::
+
+    <root>/images_background/<alphabet>/character01/0110_01.png
+    ...
+    <root>/images_evaluation/<alphabet>/characterNN/*.png
+
+``root`` may also be torchvision's ``omniglot-py/`` folder's parent.
+
+* Both split folders must exist; every alphabet folder needs character
+  folders and every character folder ``.png`` files (hidden entries ignored).
+* Classes ``"<alphabet>/<character folder>"`` (as the ``nomniglot`` layout
+  names N-Omniglot's classes), the union of both splits in ASCII order:
+  background and evaluation characters are different characters.
+* Split: ``images_background`` = train, ``images_evaluation`` = test.
+* Images are 105x105 bilevel PNGs, decoded lazily to grayscale ``HxW``.
+* Source ids: the path below the root (``"images_background/Greek/character01/0394_01.png"``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tmkt_data.rgb import ImageFiles, RGBError, RGBSet, no_options, require_root
+
+SPLIT_FOLDERS = (("images_background", "train"), ("images_evaluation", "test"))
+_EXPECT = "Omniglot images_background/<alphabet>/characterNN/*.png (same under images_evaluation)"
+
+
+def _dirs(folder: Path) -> list[Path]:
+    return sorted(
+        (e for e in folder.iterdir() if e.is_dir() and not e.name.startswith(".")), key=lambda p: p.name
+    )
+
+
+def _base(root: Path) -> Path:
+    for cand in (root, root / "omniglot-py"):
+        if all((cand / f).is_dir() for f, _ in SPLIT_FOLDERS):
+            return cand
+    missing = [f for f, _ in SPLIT_FOLDERS if not (root / f).is_dir()]
+    raise RGBError(f"{root / missing[0]}: missing folder, expected {_EXPECT}")
+
+
+def load(root: str | Path | None, **options: Any) -> RGBSet:
+    """Index Omniglot's images (decoded lazily; see the module docstring)."""
+    no_options("omniglot", options)
+    base = _base(require_root("omniglot", root))
+    found: list[tuple[str, str, Path]] = []
+    for folder, sp in SPLIT_FOLDERS:
+        alphabets = _dirs(base / folder)
+        if not alphabets:
+            raise RGBError(f"{base / folder}: no alphabet folders, expected {_EXPECT}")
+        for alphabet in alphabets:
+            chars = _dirs(alphabet)
+            if not chars:
+                raise RGBError(f"{alphabet}: alphabet folder has no character folders, expected {_EXPECT}")
+            for char in chars:
+                pngs = sorted(
+                    e.name
+                    for e in char.iterdir()
+                    if e.is_file() and not e.name.startswith(".") and e.suffix.lower() == ".png"
+                )
+                if not pngs:
+                    raise RGBError(f"{char}: character folder has no .png images, expected {_EXPECT}")
+                for name in pngs:
+                    found.append((sp, f"{alphabet.name}/{char.name}", char / name))
+    classes = sorted({cls for _, cls, _ in found})
+    label_of = {c: i for i, c in enumerate(classes)}
+    found.sort(key=lambda r: r[2].relative_to(base).as_posix())
+    ids = [p.relative_to(base).as_posix() for _, _, p in found]
+    info = {
+        "split": {"kind": "official", "train": "images_background/", "test": "images_evaluation/"},
+        "counts": {sp: sum(1 for s, _, _ in found if s == sp) for _, sp in SPLIT_FOLDERS},
+    }
+    return RGBSet(
+        "omniglot",
+        str(base),
+        ImageFiles([p for _, _, p in found], "an Omniglot PNG image"),
+        [label_of[c] for _, c, _ in found],
+        classes,
+        ids,
+        [sp for sp, _, _ in found],
+        info,
+    )
