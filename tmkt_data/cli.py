@@ -359,12 +359,9 @@ def show(
 def _register_thin_commands() -> None:
     """Commands whose option parsing lives in their own modules."""
     from tmkt_data.cli_pair import pair_command
+    from tmkt_data.cli_synth import synth_command
 
     app.command("pair")(user_errors(pair_command))
-    try:
-        from tmkt_data.cli_synth import synth_command
-    except ImportError:  # pragma: no cover - synth is optional while it is being written
-        return
     app.command("synth")(user_errors(synth_command))
 
 

@@ -1,25 +1,178 @@
-"""The ``tmkt-train`` command line (training arrives with the trainer issue)."""
+"""The ``tmkt-train`` command line: ``fit`` and ``eval``, thin over :mod:`tmkt_train.trainer`.
+
+User mistakes (a store without ``pairs/``, a checkpoint of another model, a
+recipe with an unknown key, a wrong time-step count) print one line and exit
+with code 2, leaving every existing file as it was.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from tmkt_data.errors import TmktError
 
 app = typer.Typer(
     name="tmkt-train",
-    help="Train spiking networks on a tmkt store with Time-step Mixup and its baselines.",
+    help="Train spiking networks on a paired tmkt store with Time-step Mixup (TMKT) and its baselines.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+console = Console()
+err_console = Console(stderr=True)
+_state = {"debug": False}
 
 
-@app.callback(invoke_without_command=True)
-def _root(ctx: typer.Context) -> None:
-    """Training is not implemented yet; this program only prints its help."""
-    if ctx.invoked_subcommand is None:
-        typer.echo(ctx.get_help())
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn tmkt errors and NaN losses into one line on stderr and exit code 2."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (TmktError, FloatingPointError) as err:
+            if _state["debug"]:
+                raise
+            err_console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+@app.command()
+@user_errors
+def fit(
+    store: Annotated[Path, typer.Argument(help="A store with pairs/ (tmkt-data convert + pair).")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder: metrics, checkpoints, curves.")],
+    method: Annotated[str | None, typer.Option(help="scratch, finetune, sliding or tmkt.")] = None,
+    model: Annotated[str | None, typer.Option(help="vgg_snn, resnet18, scnn or demo.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Global batch size.")] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Peak learning rate (default 5e-3 x batch / 1024).")
+    ] = None,
+    r_m: Annotated[
+        float | None, typer.Option("--r-m", help="Expected event-frame ratio of the mixup.")
+    ] = None,
+    time_steps: Annotated[int | None, typer.Option("--time-steps", help="Must equal the store's T.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+    amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="bf16 autocast on CUDA.")] = None,
+    compile: Annotated[
+        bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    no_mag: Annotated[bool, typer.Option("--no-mag", help="Ablation: without MAG.")] = False,
+    no_mrp: Annotated[bool, typer.Option("--no-mrp", help="Ablation: without MRP.")] = False,
+    no_cka: Annotated[bool, typer.Option("--no-cka", help="Ablation: without CKA.")] = False,
+    workers: Annotated[int | None, typer.Option("--workers", help="DataLoader worker processes.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="A TOML recipe holding any option.")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Any option as KEY=VALUE (repeatable).")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from RUN_DIR/checkpoint.pt.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Train one run. Flags override the recipe; the resolved config goes to RUN_DIR/config.toml.
+
+    Example: tmkt-train fit ncal.zarr --out runs/tmkt --method tmkt --model vgg_snn --epochs 300
+    """
+    from tmkt_train.config import load_recipe, make_config, parse_assignments
+    from tmkt_train.trainer import fit as run_fit
+
+    recipe = load_recipe(config) if config else {}
+    recipe.update(parse_assignments(set_ or []))
+    flags = dict(
+        store=str(store),
+        out=str(out),
+        method=method,
+        model=model,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        r_m=r_m,
+        time_steps=time_steps,
+        device=device,
+        amp=amp,
+        compile=compile,
+        seed=seed,
+        num_workers=workers,
+    )
+    for name, off in (("mag", no_mag), ("mrp", no_mrp), ("cka", no_cka)):
+        if off:
+            flags[name] = False
+    cfg = make_config(recipe, **flags)
+
+    def on_epoch(row: dict) -> None:
+        acc = " ".join(
+            f"{k.split('_')[0]} {100 * row[k]:.2f}%"
+            for k in ("train_acc", "val_acc", "test_acc")
+            if row.get(k) is not None
+        )
+        console.print(
+            f"epoch {row['epoch'] + 1}/{cfg.epochs}  loss {row['loss'].get('total', float('nan')):.4f}  {acc}  "
+            f"{row['samples_per_s']:,.0f} samples/s  data-wait {100 * row['data_wait_fraction']:.1f}%"
+        )
+
+    summary = run_fit(cfg, resume=resume, progress=not quiet, on_epoch=None if quiet else on_epoch)
+    console.print(json.dumps(summary))
+
+
+@app.command("eval")
+@user_errors
+def eval_(
+    checkpoint: Annotated[Path, typer.Argument(help="checkpoint.pt or best.pt of a run.")],
+    store: Annotated[Path, typer.Argument(help="The paired store to evaluate on.")],
+    split: Annotated[str, typer.Option(help="train, val or test (from the store's pairing index).")] = "test",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda.")] = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 128,
+) -> None:
+    """Accuracy of a checkpoint (top-1, top-5, per class) as one JSON object.
+
+    Example: tmkt-train eval runs/tmkt/best.pt ncal.zarr --split test
+    """
+    from tmkt_train.trainer import evaluate_checkpoint
+
+    res = evaluate_checkpoint(checkpoint, store, split=split, device=device, batch_size=batch_size)
+    sys.stdout.write(json.dumps(res) + "\n")
+
+
+def print_results_table(rows: list[dict[str, Any]], title: str) -> None:
+    """A table of runs: method, test accuracy, wall time."""
+    table = Table(title=title)
+    for col in ("run", "method", "test acc (best val)", "test acc (last)", "wall s"):
+        table.add_column(col)
+    for r in rows:
+        fmt = lambda v: "-" if v is None else f"{100 * v:.2f}%"  # noqa: E731
+        table.add_row(
+            r["run"],
+            r["method"],
+            fmt(r.get("test_acc_at_best")),
+            fmt(r.get("test_acc_last")),
+            f"{r.get('wall_s', 0):.1f}",
+        )
+    console.print(table)
 
 
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -90,6 +90,16 @@ class TrainConfig:
             v = getattr(self, name)
             if not (0.0 <= v <= 1.0) or math.isnan(v):
                 raise ConfigError(f"{name} = {v}: expected a value in [0, 1]")
+        for name in ("lr", "weight_decay", "lambda_tet", "lambda_cka", "lambda_mag", "lambda_mrp"):
+            v = getattr(self, name)
+            if (
+                v is not None
+                and not (math.isfinite(v) and v >= 0)
+                or (name == "lr" and v is not None and v <= 0)
+            ):
+                raise ConfigError(
+                    f"{name} = {v}: expected a finite {'positive' if name == 'lr' else 'non-negative'} number"
+                )
         choices = {
             "loss": ("tet", "ce"),
             "r_m_schedule": ("constant", "linear", "cubic"),
@@ -186,3 +196,17 @@ def config_to_toml(cfg: TrainConfig) -> str:
         lines.append("[train.extra]")
         lines.extend(f"{k} = {_toml_value(v)}" for k, v in extra.items())
     return "\n".join(lines) + "\n"
+
+
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """``["r_m=0.3", "mag=false"]`` -> ``{"r_m": 0.3, "mag": False}`` (values parsed as TOML)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        key, value = (s.strip() for s in item.split("=", 1))
+        try:
+            out[key] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key] = value  # a bare word: a string
+    return out

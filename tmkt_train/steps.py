@@ -28,6 +28,28 @@ from tmkt_train.losses import StepWeights, ce_mean_loss, cka_loss, mag_loss, mrp
 from tmkt_train.mixup import RmSchedule, replacement_probability, sliding_replace, time_step_mixup
 
 
+class Streams(nn.Module):
+    """The model and the per-step weights behind one ``forward``: one or two streams per call.
+
+    DistributedDataParallel allows one forward per backward and needs every
+    trained parameter inside its module, so the two streams and the learnable
+    step weights all go through this wrapper.
+    """
+
+    def __init__(self, model: nn.Module, step_weights: StepWeights | None = None):
+        super().__init__()
+        self.model = model
+        self.step_weights = step_weights
+
+    def forward(self, x1: Tensor, head1: str, x2: Tensor | None = None, head2: str = "dvs"):  # noqa: ANN201
+        out1 = self.model(x1, head=head1)
+        out2 = self.model(x2, head=head2) if x2 is not None else None
+        w = None
+        if self.step_weights is not None and x2 is not None:
+            w = (self.step_weights.cka_weights(), self.step_weights.dvs_weights())
+        return out1, out2, w
+
+
 @dataclass
 class StepInputs:
     """A batch on the device. ``x_dvs`` and ``x_rgb``: (B, T, 2, H, W) float; ``y``: (B,) int64."""
@@ -57,30 +79,32 @@ def finetune_on_rgb(cfg: TrainConfig, epoch: int) -> bool:
 
 
 def method_losses(
-    model: nn.Module,
+    net: nn.Module,
     batch: StepInputs,
     cfg: TrainConfig,
     *,
     progress: float,
     epoch: int,
-    step_weights: StepWeights | None,
     generator: torch.Generator | None = None,
-) -> tuple[Tensor, dict[str, Tensor]]:
-    """Total loss and its named terms for one batch.
+) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+    """Total loss, its named terms, and the per-step logits used for training accuracy.
+
+    The accuracy logits are the DVS stream's (``scratch``, ``sliding``, ``tmkt``,
+    ``finetune`` on DVS) or the RGB phase's (``finetune`` on RGB).
 
     Args:
+        net: a :class:`Streams` (possibly wrapped in DDP or compiled).
         progress: iteration / total iterations in [0, 1] (sliding schedule, r_m schedule).
         epoch: current epoch (the finetune phase).
-        step_weights: learnable per-step weights (sliding, tmkt) or None.
         generator: device generator for the mixing draws (reproducible runs).
     """
     y = batch.y
     terms: dict[str, Tensor] = {}
     if cfg.method in ("scratch", "finetune"):
         x = batch.x_rgb if finetune_on_rgb(cfg, epoch) else batch.x_dvs
-        out = model(x, head="dvs")
+        out = net(x, "dvs")[0]
         terms["cls_dvs"] = classification_loss(cfg, out.logits, y)
-        return terms["cls_dvs"], terms
+        return terms["cls_dvs"], terms, out.logits.detach()
 
     if batch.x_rgb is None:
         raise ValueError(f"method {cfg.method} needs RGB partners")
@@ -92,11 +116,8 @@ def method_losses(
         x_mix, mask = time_step_mixup(
             batch.x_rgb, batch.x_dvs, p, generator=generator, normalized=cfg.mixup_normalized
         )
-    out_mix = model(x_mix, head="mix")
-    out_dvs = model(batch.x_dvs, head="dvs")
-    w_cka = w_dvs = None
-    if step_weights is not None:
-        w_cka, w_dvs = step_weights.cka_weights(), step_weights.dvs_weights()
+    out_mix, out_dvs, weights = net(x_mix, "mix", batch.x_dvs, "dvs")
+    w_cka, w_dvs = weights if weights is not None else (None, None)
     terms["cls_mix"] = classification_loss(cfg, out_mix.logits, y)
     terms["cls_dvs"] = classification_loss(cfg, out_dvs.logits, y, w_dvs)
     total = terms["cls_mix"] + terms["cls_dvs"]
@@ -111,7 +132,7 @@ def method_losses(
             terms["mrp"] = mrp_loss(out_mix.mrp_logit, mask.float().mean(1), kind=cfg.mrp_loss)
             total = total + cfg.lambda_mrp * terms["mrp"]
     terms["event_ratio"] = mask.float().mean().detach()
-    return total, terms
+    return total, terms, out_dvs.logits.detach()
 
 
 def check_finite(terms: dict[str, Tensor]) -> None:

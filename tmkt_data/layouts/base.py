@@ -117,6 +117,34 @@ def ascii_sorted(names: Sequence[str]) -> list[str]:
     return sorted(names)
 
 
+#: Names of a raw tree's metadata file (the simulator writes ``synthetic.json``).
+METADATA_FILES = ("synthetic.json", "metadata.json")
+
+
+def read_source_metadata(root: Path) -> tuple[str, dict[str, Any]] | None:
+    """(file name, contents) of the tree's metadata file, or None.
+
+    Per-sample tables (a ``samples`` list) stay in the file and are replaced by
+    their length, so the store's attributes stay small.
+    """
+    import json
+
+    for name in METADATA_FILES:
+        path = root / name
+        if path.is_file():
+            try:
+                meta = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+                raise LayoutError(f"{path}: cannot parse as JSON ({err})") from None
+            if not isinstance(meta, dict):
+                raise LayoutError(f"{path}: expected a JSON object")
+            if isinstance(meta.get("samples"), list):
+                meta = dict(meta)
+                meta["samples"] = f"{len(meta['samples'])} entries, see {name} in the raw tree"
+            return name, meta
+    return None
+
+
 def load_sample(index: DatasetIndex, spec: SampleSpec, recording: Recording | None = None) -> np.ndarray:
     """Canonical events of one sample on ``index.sensor_size``.
 

@@ -38,17 +38,22 @@ extension, both keep their extension.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tmkt_data.layouts.base import DatasetIndex, LayoutError, SampleSpec, ascii_sorted, per_class_split
+from tmkt_data.layouts.base import (
+    DatasetIndex,
+    LayoutError,
+    SampleSpec,
+    ascii_sorted,
+    per_class_split,
+    read_source_metadata,
+)
 
 NAME = "folder"
 LAYOUT_VERSION = 1
 
-METADATA_FILES = ("synthetic.json", "metadata.json")
 _EXPECT = "<class>/**/<event file> (or train/<class>/... and test/<class>/...)"
 
 
@@ -82,17 +87,6 @@ def _split_folders(root: Path) -> dict[str, Path] | None:
     by_lower = {d.name.lower(): d for d in _visible_dirs(root)}
     if "train" in by_lower and "test" in by_lower:
         return {"train": by_lower["train"], "test": by_lower["test"]}
-    return None
-
-
-def _source_metadata(root: Path) -> tuple[str, Any] | None:
-    for name in METADATA_FILES:
-        path = root / name
-        if path.is_file():
-            try:
-                return name, json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-                raise LayoutError(f"{path}: cannot parse as JSON ({err})") from None
     return None
 
 
@@ -167,6 +161,12 @@ def scan(
     samples.sort(key=lambda s: s.sample_id)
 
     notes: dict[str, Any] = {"layout_version": LAYOUT_VERSION}
+    meta = read_source_metadata(root)
+    if meta is not None:
+        notes["source_metadata_file"], notes["source_metadata"] = meta
+        if sensor_size is None and isinstance(meta[1].get("sensor_size"), list):
+            sensor_size = tuple(meta[1]["sensor_size"])
+            notes["sensor_size_from_metadata"] = True
     if sensor_size is not None:
         w, h = int(sensor_size[0]), int(sensor_size[1])
         if w <= 0 or h <= 0:
@@ -183,9 +183,6 @@ def scan(
             f"inferred: largest (W, H) reported by the first file of each of {len(firsts)} class folder(s)"
         )
         notes["sensor_size_files"] = [p.relative_to(root).as_posix() for p in firsts]
-    meta = _source_metadata(root)
-    if meta is not None:
-        notes["source_metadata_file"], notes["source_metadata"] = meta
 
     split_info: dict[str, Any]
     if splits is not None:

@@ -28,7 +28,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tmkt_data.layouts.base import DatasetIndex, LayoutError, SampleSpec, ascii_sorted, require_dir
+from tmkt_data.layouts.base import (
+    DatasetIndex,
+    LayoutError,
+    SampleSpec,
+    ascii_sorted,
+    read_source_metadata,
+    require_dir,
+)
 
 NAME = "nmnist"
 LAYOUT_VERSION = 1
@@ -72,6 +79,10 @@ def scan(root: Path, **options: Any) -> DatasetIndex:
             f"{root}: no .bin recordings, expected N-MNIST Train/<digit>/*.bin and Test/<digit>/*.bin"
         )
     samples.sort(key=lambda s: s.sample_id)
+    notes: dict[str, Any] = {"layout_version": LAYOUT_VERSION}
+    meta = read_source_metadata(root)  # a simulator's tree in this layout must stay marked synthetic
+    if meta is not None:
+        notes["source_metadata_file"], notes["source_metadata"] = meta
     return DatasetIndex(
         dataset=NAME,
         root=root,
@@ -80,5 +91,5 @@ def scan(root: Path, **options: Any) -> DatasetIndex:
         sensor_size=SENSOR_SIZE,
         read_options={"format": "atis_bin", "sensor_size": SENSOR_SIZE},
         split_info={"kind": "official", "train": "Train/", "test": "Test/", "counts": counts},
-        notes={"layout_version": LAYOUT_VERSION},
+        notes=notes,
     )

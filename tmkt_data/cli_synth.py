@@ -1,0 +1,253 @@
+"""``tmkt-data synth``: DVS-like synthetic events from still images (registered in :mod:`tmkt_data.cli`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _parse_size(text: str, what: str) -> tuple[int, int]:
+    """``"34"`` -> (34, 34); ``"W,H"`` -> (W, H)."""
+    from tmkt_data.synth import SynthError
+
+    parts = [p.strip() for p in str(text).replace("x", ",").split(",")]
+    try:
+        vals = [int(p) for p in parts]
+    except ValueError:
+        vals = []
+    if len(vals) == 1:
+        vals = vals * 2
+    if len(vals) != 2 or min(vals) < 1:
+        raise SynthError(f"{what} {text!r}: expected S or W,H with positive integers")
+    return vals[0], vals[1]
+
+
+def _parse_options(items: list[str]) -> dict[str, Any]:
+    from tmkt_data.synth import SynthError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise SynthError(f"--rgb-option {item!r}: expected KEY=VALUE")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except ValueError:
+            out[k.strip()] = v
+    return out
+
+
+def _load_source(kind: str, root: str, opts: dict[str, Any]) -> Any:
+    """The RGB set (``tmkt_data.rgb.load_rgb``); for ``digits`` a scikit-learn fallback without it."""
+    try:
+        from tmkt_data.rgb import load_rgb
+    except ImportError:  # pragma: no cover - the rgb package ships with tmkt
+        load_rgb = None
+    if load_rgb is not None:
+        return load_rgb(kind, None if root in ("", "-") else root, **opts)
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from tmkt_data.synth import SynthError
+
+    if kind != "digits" or opts:
+        raise SynthError(
+            f"RGB source {kind!r} needs tmkt_data.rgb, which is not installed; only digits works"
+        )
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = np.clip(np.round(d.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)
+    labels = np.asarray(d.target, dtype=np.int64)
+    split = ["train"] * len(labels)
+    for c in range(10):
+        idx = np.flatnonzero(labels == c)
+        n_train = -(-4 * len(idx) // 5)
+        for i in idx[n_train:]:
+            split[int(i)] = "test"
+    return SimpleNamespace(
+        kind="digits",
+        root=None,
+        images=images,
+        labels=labels,
+        class_names=[str(c) for c in range(10)],
+        source_ids=[f"digits/{i:04d}" for i in range(len(labels))],
+        split=split,
+        info={
+            "source": "sklearn.datasets.load_digits",
+            "split": {"kind": "per_class_sorted", "train_ratio": 0.8},
+        },
+    )
+
+
+def synth_command(
+    rgb_kind: Annotated[
+        str, typer.Argument(help="digits, mnist, cifar10, cifar100, caltech101, omniglot, imagefolder")
+    ],
+    rgb_root: Annotated[str, typer.Argument(help="The RGB dataset's folder; '-' for digits (built in).")],
+    out_raw: Annotated[Path, typer.Argument(help="Folder to create: the event tree for tmkt-data convert.")],
+    motion: Annotated[
+        str, typer.Option("--motion", help="saccade (3 x ~100 ms, N-MNIST-like), rcls (closed loop), static.")
+    ] = "saccade",
+    sensor: Annotated[str, typer.Option("--sensor", help="Sensor size S or W,H.")] = "34",
+    render: Annotated[
+        str, typer.Option("--render", help="Size S or W,H (sensor pixels) the whole image covers.")
+    ] = "28",
+    layout: Annotated[
+        str, typer.Option("--layout", help="folder (convert 'folder', keeps the synthetic marker) or nmnist.")
+    ] = "folder",
+    file_format: Annotated[
+        str, typer.Option("--format", help="atis_bin (.bin, sensor <= 256x240) or aedat2 (.aedat, 128x128).")
+    ] = "atis_bin",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of threshold mismatch and noise.", min=0)] = 0,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Only the first N images (source order).", min=1)
+    ] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Threads (default: one per core).")] = None,
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="Mean ON and OFF threshold C (default 0.25).")
+    ] = None,
+    c_on: Annotated[
+        float | None, typer.Option("--c-on", help="Mean ON threshold (overrides --threshold).")
+    ] = None,
+    c_off: Annotated[
+        float | None, typer.Option("--c-off", help="Mean OFF threshold (overrides --threshold).")
+    ] = None,
+    sigma: Annotated[
+        float | None, typer.Option("--sigma", help="Threshold mismatch std (default 0.03).")
+    ] = None,
+    eps: Annotated[float | None, typer.Option("--eps", help="Offset in log(I + eps) (default 0.24).")] = None,
+    refractory_us: Annotated[
+        int, typer.Option("--refractory-us", help="Refractory period in us (0 = off).", min=0)
+    ] = 0,
+    leak_hz: Annotated[float, typer.Option("--leak-hz", help="Leak events per pixel per s (0 = off).")] = 0.0,
+    shot_hz: Annotated[
+        float, typer.Option("--shot-hz", help="Shot-noise events per pixel per s (0 = off).")
+    ] = 0.0,
+    resample: Annotated[
+        str, typer.Option("--resample", help="Image resize: bicubic, bilinear, area, nearest, lanczos.")
+    ] = "bicubic",
+    rgb_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rgb-option", "-o", help="RGB reader option KEY=VALUE (train_ratio=0.9, labels=coarse)."
+        ),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing OUT_RAW.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of a table.")
+    ] = False,
+) -> None:
+    """Simulate DVS-like events for still images and write an event tree (marked synthetic).
+
+    Example: tmkt-data synth digits - digits_dvs --motion saccade --sensor 34 --render 28
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tmkt_data.synth import SimParams, check_output, synthesize_tree
+
+    t_start = time.perf_counter()
+    base = SimParams()
+    c = base.c_on if threshold is None else threshold
+    params = SimParams(
+        c_on=c if c_on is None else c_on,
+        c_off=c if c_off is None else c_off,
+        sigma=base.sigma if sigma is None else sigma,
+        eps=base.eps if eps is None else eps,
+        refractory_us=refractory_us,
+        leak_rate_hz=leak_hz,
+        shot_rate_hz=shot_hz,
+        motion=motion,
+        sensor_size=_parse_size(sensor, "--sensor"),
+        render_size=_parse_size(render, "--render"),
+        resample=resample,
+        seed=seed,
+    )
+    params.validate()
+    check_output(layout, file_format, params.sensor_size)  # fail before reading the images
+    opts = _parse_options(rgb_option or [])
+    rgb = _load_source(rgb_kind, rgb_root, opts)
+    n = len(rgb.labels) if limit is None else min(limit, len(rgb.labels))
+    images = rgb.images[:n]
+    source = {
+        "kind": rgb.kind,
+        "root": rgb.root,
+        "options": opts,
+        "limit": limit,
+        "images": n,
+        "info": getattr(rgb, "info", {}),
+    }
+    progress = Progress(
+        TextColumn("[bold]synth[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("images"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+        disable=as_json or not sys.stderr.isatty(),
+    )
+    with progress:
+        task = progress.add_task("synth", total=n)
+        res = synthesize_tree(
+            images,
+            list(rgb.labels[:n]),
+            rgb.class_names,
+            list(rgb.split[:n]),
+            list(rgb.source_ids[:n]),
+            out_raw,
+            params,
+            layout=layout,
+            file_format=file_format,
+            workers=workers,
+            source=source,
+            overwrite=overwrite,
+            progress=lambda done, total: progress.update(task, completed=done),
+        )
+    elapsed = time.perf_counter() - t_start
+    files = res["files"]
+    summary = {
+        "out": res["path"],
+        "synthetic": True,
+        "samples": res["samples"],
+        "files": files,
+        "skipped_empty": len(res["skipped_empty"]),
+        "events": res["events"],
+        "events_per_sample": res["events"] / files if files else 0.0,
+        "duration_ms_mean": (res["duration_us_mean"] or 0.0) / 1000.0,
+        "on_fraction": res["on_fraction"],
+        "seconds_simulate": round(res["seconds_simulate"], 3),
+        "seconds_total": round(elapsed, 3),
+        "motion": motion,
+        "sensor": list(params.sensor_size),
+        "layout": layout,
+        "format": file_format,
+        "seed": seed,
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+        return
+    table = Table(title="DVS-like synthetic events (not a real recording)", show_header=False)
+    for k, v in summary.items():
+        if isinstance(v, float):
+            v = f"{v:,.4g}"
+        elif isinstance(v, int) and not isinstance(v, bool):
+            v = f"{v:,}"
+        table.add_row(k, str(v))
+    console.print(table)
+    hint = f"tmkt-data convert {layout} {res['path']} OUT.zarr"
+    if layout == "folder":
+        w, h = params.sensor_size
+        hint += f" -o sensor_size=[{w},{h}]"
+    console.print(f"next: {hint}", highlight=False)
