@@ -112,16 +112,21 @@ class ShardJob:
     on_error: str
 
 
-def default_shard_samples(frame_shape: tuple[int, ...], itemsize: int) -> int:
-    """About 16 MiB of uncompressed frames per shard, between 8 and 256 samples."""
+def default_shard_samples(n_samples: int, frame_shape: tuple[int, ...], itemsize: int) -> int:
+    """Samples per shard: at most ~16 MiB of raw frames per shard (at most 256 samples), and
+    at least 16 shards when the dataset allows (so every core of a machine gets tasks), but no
+    fewer than 8 samples per shard (per-task overhead). Depends only on the data, never on
+    the number of workers, so a resumed run keeps the same shards."""
     per_sample = int(np.prod(frame_shape)) * itemsize
-    return int(min(256, max(8, (16 << 20) // max(1, per_sample))))
+    by_size = max(8, min(256, (16 << 20) // max(1, per_sample)))
+    by_count = max(8, -(-n_samples // 16))
+    return int(min(by_size, by_count))
 
 
 def sample_frames(
     index: DatasetIndex, spec: SampleSpec, options: ConvertOptions, cache: dict[str, Any]
-) -> tuple[np.ndarray, dict[str, int]]:
-    """Frames of one sample in the stored dtype, and its counts.
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Frames of one sample in the stored dtype, its counts and the source file's sha256.
 
     Counts: ``n_events`` (events of the sample), ``n_binned`` (events the
     frames hold before resizing), ``n_saturated`` (cells clipped by an integer
@@ -132,14 +137,12 @@ def sample_frames(
     from tmkt_data.formats import read_events
 
     src = str(index.source(spec))
+    if cache.get("path") != src:  # several slices of one recording decode it once
+        cache.clear()
+        cache.update(path=src, rec=read_events(src, **index.read_options))
+    rec = cache["rec"]
+    events = load_sample(index, spec, rec)
     sliced = spec.start_us is not None or spec.end_us is not None
-    if sliced:
-        if cache.get("path") != src:
-            cache.clear()
-            cache.update(path=src, rec=read_events(src, **index.read_options))
-        events = load_sample(index, spec, cache["rec"])
-    else:
-        events = load_sample(index, spec)
     dtype = options.resolved_dtype()
     resized = options.size is not None and options.resize != "none"
     count_dtype = np.float32 if (resized or dtype.startswith("float")) else np.dtype(dtype)
@@ -164,6 +167,7 @@ def sample_frames(
         "n_binned": n_binned,
         "n_saturated": int(n_sat),
         "duration_us": duration,
+        "source_sha256": rec.metadata.get("sha256") or file_sha256(src),  # readers hash what they read
     }
     return frames.astype(dtype, copy=False), counts
 
@@ -174,7 +178,8 @@ def convert_shard(job: ShardJob) -> dict[str, Any]:
     opts = job.options
     shape = frame_shape(job.index, opts)
     frames = np.zeros((len(job.samples), *shape), dtype=opts.resolved_dtype())
-    rows, cache, hashes = [], {}, {}
+    rows: list[dict[str, Any]] = []
+    cache: dict[str, Any] = {}
     n_events = 0
     for i, spec in enumerate(job.samples):
         src = job.index.source(spec)
@@ -194,9 +199,6 @@ def convert_shard(job: ShardJob) -> dict[str, Any]:
         }
         try:
             row["source_bytes"] = src.stat().st_size
-            if str(src) not in hashes:
-                hashes[str(src)] = file_sha256(src)
-            row["source_sha256"] = hashes[str(src)]
             frames[i], counts = sample_frames(job.index, spec, opts, cache)
             row.update(counts, valid=True)
             n_events += counts["n_events"]
@@ -205,6 +207,10 @@ def convert_shard(job: ShardJob) -> dict[str, Any]:
             if job.on_error == "fail":
                 raise ConvertError(f"conversion stopped on a bad file: {reason}") from None
             row["failure"] = reason
+            try:
+                row["source_sha256"] = file_sha256(src)
+            except OSError:
+                pass
         rows.append(row)
     write_shard(Path(job.store), job.shard, frames, rows, job.key)
     return {
@@ -272,7 +278,9 @@ def prepare_store(
     key = params_hash({"params": params, "index": index_hash(index)})
     shape = frame_shape(index, options)
     dtype = options.resolved_dtype()
-    shard = options.shard_samples or default_shard_samples(shape, np.dtype(dtype).itemsize)
+    shard = options.shard_samples or default_shard_samples(
+        len(index.samples), shape, np.dtype(dtype).itemsize
+    )
     geo = StoreGeometry(len(index.samples), shape, dtype, shard)
     if out.exists():
         if not is_store(out):

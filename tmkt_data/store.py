@@ -75,8 +75,13 @@ def is_store(path: Path) -> bool:
     return attrs.get("format") == STORE_FORMAT
 
 
-def _compressor(clevel: int = 5) -> BloscCodec:
-    return BloscCodec(cname="zstd", clevel=clevel, shuffle=BloscShuffle.bitshuffle)
+def frames_compressor(dtype: str) -> BloscCodec:
+    """Blosc zstd for frames: level 5 with bit-shuffle for integer counts (small values, many
+    zero bits), level 3 without shuffle for floats (measured: bit-shuffle doubles the size of
+    resized float16 frames; see docs/benchmarks.md)."""
+    if np.dtype(dtype).kind in "iu":
+        return BloscCodec(cname="zstd", clevel=5, shuffle=BloscShuffle.bitshuffle)
+    return BloscCodec(cname="zstd", clevel=3, shuffle=BloscShuffle.noshuffle)
 
 
 @dataclass(frozen=True)
@@ -102,8 +107,6 @@ def create_store(
     path: Path,
     geometry: StoreGeometry,
     attrs: dict[str, Any],
-    *,
-    clevel: int = 5,
 ) -> zarr.Group:
     """Create an empty store at ``path`` (which must not exist) with ``status = "in_progress"``."""
     group = zarr.open_group(str(path), mode="w-", zarr_format=3)
@@ -114,7 +117,7 @@ def create_store(
         chunks=(1, *geometry.frame_shape),
         shards=(geometry.shard_samples, *geometry.frame_shape),
         dtype=geometry.dtype,
-        compressors=_compressor(clevel),
+        compressors=frames_compressor(geometry.dtype),
         fill_value=0,
         dimension_names=("sample", "time", "polarity", "y", "x"),
     )

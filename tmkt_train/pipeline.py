@@ -1,0 +1,316 @@
+"""End-to-end recipes: [synth] -> convert -> pair -> training runs -> results table.
+
+A recipe (``pipelines/*.toml``) names every step with its options::
+
+    [pipeline]  name, out (folder for everything the pipeline writes), description
+    [synth]     optional: simulate the raw tree from an RGB source (the embedded demo)
+    [convert]   dataset, frames, split_by, remainder, size, resize, dtype, shard_samples, options
+    [pair]      rgb_kind, rgb_root, val_fraction, dvs_fraction, seed, instance, class_map, options
+    [train]     options shared by every run (any tmkt-train option)
+    [[runs]]    name, method, seeds, plus per-run overrides of [train]
+
+Each step is skipped when its output already exists with the same parameters:
+the store's parameter hash (convert resumes or does nothing), the pairing
+attributes, and each run's resolved ``config.toml`` with its completed epochs
+(an incomplete run with the same config is resumed).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tmkt_train.config import ConfigError, config_to_toml, make_config
+
+SECTIONS = {"pipeline", "synth", "convert", "pair", "train", "runs"}
+CONVERT_KEYS = {
+    "dataset",
+    "frames",
+    "split_by",
+    "remainder",
+    "size",
+    "resize",
+    "dtype",
+    "shard_samples",
+    "options",
+}
+PAIR_KEYS = {"rgb_kind", "rgb_root", "val_fraction", "dvs_fraction", "seed", "instance", "class_map", "options",
+             "grayscale", "drop_unmatched"}  # fmt: skip
+SYNTH_KEYS = {"rgb_kind", "rgb_root", "motion", "sensor", "render", "layout", "format", "seed", "limit"}
+RUN_KEYS = {"name", "method", "seeds"}
+
+
+class PipelineError(ConfigError):
+    """A recipe is malformed or a step's inputs are missing."""
+
+
+@dataclass
+class Recipe:
+    path: Path
+    name: str
+    out: Path
+    synth: dict[str, Any] | None
+    convert: dict[str, Any]
+    pair: dict[str, Any]
+    train: dict[str, Any]
+    runs: list[dict[str, Any]]
+    description: str = ""
+
+
+def _check_keys(where: str, table: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise PipelineError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(sorted(allowed))}"
+        )
+
+
+def load_pipeline(path: str | Path, *, out: str | Path | None = None) -> Recipe:
+    """Read and check a pipeline recipe."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"{p}: recipe not found") from None
+    except tomllib.TOMLDecodeError as err:
+        raise PipelineError(f"{p}: not valid TOML ({err})") from None
+    _check_keys(str(p), data, SECTIONS)
+    head = data.get("pipeline", {})
+    _check_keys(f"{p} [pipeline]", head, {"name", "out", "description"})
+    for section, keys in (("convert", CONVERT_KEYS), ("pair", PAIR_KEYS), ("synth", SYNTH_KEYS)):
+        _check_keys(f"{p} [{section}]", data.get(section, {}), keys)
+    if "dataset" not in data.get("convert", {}):
+        raise PipelineError(f"{p} [convert]: needs dataset")
+    if "rgb_kind" not in data.get("pair", {}):
+        raise PipelineError(f"{p} [pair]: needs rgb_kind")
+    runs = data.get("runs", [])
+    if not runs:
+        raise PipelineError(f"{p}: no [[runs]]")
+    make_config(data.get("train", {}))  # unknown training keys fail here, before any work
+    for i, run in enumerate(runs):
+        if "name" not in run or "method" not in run:
+            raise PipelineError(f"{p} [[runs]] #{i + 1}: needs name and method")
+        make_config({**data.get("train", {}), **{k: v for k, v in run.items() if k not in RUN_KEYS}},
+                    method=run["method"])  # fmt: skip
+    name = head.get("name", p.stem)
+    return Recipe(
+        path=p,
+        name=name,
+        out=Path(out or head.get("out", f"runs/{name}")),
+        synth=data.get("synth"),
+        convert=data["convert"],
+        pair=data["pair"],
+        train=data.get("train", {}),
+        runs=runs,
+        description=head.get("description", ""),
+    )
+
+
+def _say(msg: str, log: Callable[[str], None] | None) -> None:
+    if log is not None:
+        log(msg)
+
+
+def synth_step(recipe: Recipe, raw: Path, log: Callable[[str], None] | None) -> None:
+    """Simulate the raw tree unless one made with the same parameters is there."""
+    from tmkt_data.rgb import load_rgb
+    from tmkt_data.synth import SimParams, synthesize_tree
+
+    s = dict(recipe.synth or {})
+    want = {k: s.get(k) for k in sorted(SYNTH_KEYS)}
+    stamp = raw / "pipeline_synth.json"
+    if stamp.exists() and json.loads(stamp.read_text()) == want:
+        _say(f"synth: {raw} is up to date, skipped", log)
+        return
+    kind = s.get("rgb_kind", "digits")
+    root = s.get("rgb_root")
+    rgb = load_rgb(kind, None if root in (None, "-") else root)
+    n = len(rgb.labels) if s.get("limit") is None else min(int(s["limit"]), len(rgb.labels))
+    sensor = s.get("sensor", 34)
+    render = s.get("render", 28)
+    params = SimParams(
+        motion=s.get("motion", "saccade"),
+        sensor_size=tuple(sensor) if isinstance(sensor, list) else (int(sensor), int(sensor)),
+        render_size=tuple(render) if isinstance(render, list) else (int(render), int(render)),
+        seed=int(s.get("seed", 0)),
+    )
+    t0 = time.perf_counter()
+    synthesize_tree(
+        rgb.images[:n], list(rgb.labels[:n]), rgb.class_names, list(rgb.split[:n]), list(rgb.source_ids[:n]),
+        raw, params, layout=s.get("layout", "folder"), file_format=s.get("format", "atis_bin"),
+        source={"kind": rgb.kind, "root": rgb.root, "images": n}, overwrite=True,
+    )  # fmt: skip
+    stamp.write_text(json.dumps(want))
+    _say(f"synth: {n} {kind} images -> {raw} in {time.perf_counter() - t0:.1f} s", log)
+
+
+def convert_step(recipe: Recipe, raw: Path, store: Path, log: Callable[[str], None] | None) -> None:
+    from tmkt_data.convert import ConvertOptions, convert
+
+    c = recipe.convert
+    size = c.get("size")
+    opts = ConvertOptions(
+        frames=int(c.get("frames", 10)),
+        split_by=c.get("split_by", "number"),
+        remainder=c.get("remainder", "last"),
+        size=(tuple(size) if isinstance(size, list) else (int(size), int(size))) if size else None,
+        resize=c.get("resize", "bilinear"),
+        dtype=c.get("dtype", "auto"),
+        shard_samples=c.get("shard_samples"),
+        layout_options=dict(c.get("options", {})),
+    )
+    t0 = time.perf_counter()
+    res = convert(c["dataset"], raw, store, opts, overwrite=True)
+    if res.shards_done_before == res.shards_total:
+        _say(f"convert: {store} is up to date, skipped", log)
+    else:
+        _say(
+            f"convert: {res.n_samples} samples ({res.files_failed} failed), {res.events:,} events -> {store} "
+            f"in {time.perf_counter() - t0:.1f} s",
+            log,
+        )
+
+
+def pair_settings(recipe: Recipe, rgb_root: str | None) -> dict[str, Any]:
+    p = recipe.pair
+    return {
+        "rgb_kind": p["rgb_kind"],
+        "rgb_root": rgb_root if rgb_root is not None else p.get("rgb_root"),
+        "val_fraction": float(p.get("val_fraction", 0.1)),
+        "dvs_fraction": float(p.get("dvs_fraction", 1.0)),
+        "seed": int(p.get("seed", 0)),
+        "instance": bool(p.get("instance", False)),
+        "class_map": p.get("class_map"),
+        "options": dict(p.get("options", {})),
+        "grayscale": bool(p.get("grayscale", False)),
+        "drop_unmatched": bool(p.get("drop_unmatched", False)),
+    }
+
+
+def pair_step(store: Path, settings: dict[str, Any], log: Callable[[str], None] | None) -> str:
+    """Pair the store unless its index was made with the same settings; returns the pairing id."""
+    import zarr
+
+    from tmkt_data.pairing import pair_store
+
+    g = zarr.open_group(str(store), mode="r")
+    if "pairs" in g and dict(g["pairs"].attrs).get("pipeline_settings") == settings:
+        _say(f"pair: {store}/pairs is up to date, skipped", log)
+        return str(g["pairs"].attrs["pairing_id"])
+    root = settings["rgb_root"]
+    if settings["rgb_kind"] != "digits" and root in (None, "-"):
+        raise PipelineError(f"pair: the {settings['rgb_kind']} images are needed; pass --rgb-root FOLDER")
+    t0 = time.perf_counter()
+    report = pair_store(
+        store, settings["rgb_kind"], None if root in (None, "-") else root,
+        class_map=settings["class_map"], drop_unmatched=settings["drop_unmatched"],
+        val_fraction=settings["val_fraction"], dvs_fraction=settings["dvs_fraction"], seed=settings["seed"],
+        instance=settings["instance"], encode_mode="gray" if settings["grayscale"] else "hsv_v",
+        rgb_options=settings["options"] or None,
+    )  # fmt: skip
+    g = zarr.open_group(str(store), mode="r+")
+    g["pairs"].attrs["pipeline_settings"] = settings
+    totals = report.to_dict().get("split_totals") or {}
+    _say(f"pair: {settings['rgb_kind']} -> {store}/pairs {totals} in {time.perf_counter() - t0:.1f} s", log)
+    return str(g["pairs"].attrs["pairing_id"])
+
+
+def run_configs(
+    recipe: Recipe, store: Path, pairing_id: str, overrides: dict[str, Any]
+) -> list[tuple[str, str, Any]]:
+    """(run name, method, config) for every run and seed of the recipe."""
+    out = []
+    for run in recipe.runs:
+        seeds = run.get("seeds", [recipe.train.get("seed", 42)])
+        for seed in seeds:
+            values = {**recipe.train, **{k: v for k, v in run.items() if k not in RUN_KEYS}, **overrides}
+            run_dir = recipe.out / "runs" / f"{run['name']}_seed{seed}"
+            cfg = make_config(
+                values, method=run["method"], seed=int(seed), store=str(store), out=str(run_dir)
+            )
+            cfg.extra = {"pairing_id": pairing_id, "pipeline": recipe.name, "run": run["name"]}
+            out.append((run["name"], run["method"], cfg))
+    return out
+
+
+def train_step(cfg: Any, progress: bool, log: Callable[[str], None] | None) -> dict[str, Any]:
+    """Train one run, or skip/resume it when its folder holds the same configuration."""
+    from tmkt_train.trainer import fit, read_metrics, summarize
+
+    out = Path(cfg.out)
+    text = config_to_toml(cfg)
+    same = (out / "config.toml").exists() and (out / "config.toml").read_text() == text
+    rows = read_metrics(out / "metrics.jsonl") if same else []
+    if same and len(rows) >= cfg.epochs:
+        _say(f"train: {out} is complete, skipped", log)
+        return summarize(rows[: cfg.epochs])
+    resume = same and (out / "checkpoint.pt").exists()
+    if out.exists() and not resume and ((out / "config.toml").exists() or (out / "checkpoint.pt").exists()):
+        shutil.rmtree(out)  # a run of this pipeline made with other settings
+    _say(f"train: {cfg.method} seed {cfg.seed} -> {out}" + (" (resuming)" if resume else ""), log)
+    return fit(cfg, resume=resume, progress=progress)
+
+
+def run_pipeline(
+    path: str | Path,
+    *,
+    raw_root: str | None = None,
+    rgb_root: str | None = None,
+    out: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    only: list[str] | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = print,
+) -> list[dict[str, Any]]:
+    """Run a recipe end to end; returns one row per training run (method, seed, accuracies, wall time)."""
+    recipe = load_pipeline(path, out=out)
+    recipe.out.mkdir(parents=True, exist_ok=True)
+    if recipe.synth is not None:
+        raw = Path(raw_root) if raw_root else recipe.out / "raw"
+        if not raw_root:
+            synth_step(recipe, raw, log)
+    else:
+        if not raw_root:
+            raise PipelineError(
+                f"{recipe.path}: this recipe reads a downloaded dataset; pass --raw-root FOLDER"
+            )
+        raw = Path(raw_root)
+    store = recipe.out / "store.zarr"
+    convert_step(recipe, raw, store, log)
+    pairing_id = pair_step(store, pair_settings(recipe, rgb_root), log)
+    rows = []
+    for name, method, cfg in run_configs(recipe, store, pairing_id, overrides or {}):
+        if only and name not in only:
+            continue
+        t0 = time.perf_counter()
+        summary = train_step(cfg, progress, log)
+        rows.append({"run": name, "method": method, "seed": cfg.seed, "out": cfg.out,
+                     **summary, "step_s": round(time.perf_counter() - t0, 1)})  # fmt: skip
+    (recipe.out / "results.json").write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+def aggregate(rows: list[dict[str, Any]], key: str = "test_acc_at_best") -> list[dict[str, Any]]:
+    """Mean and standard deviation of ``key`` per run name, over seeds."""
+    by: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by.setdefault(r["run"], []).append(r)
+    out = []
+    for name, rs in by.items():
+        vals = [r[key] for r in rs if r.get(key) is not None]
+        out.append({
+            "run": name,
+            "method": rs[0]["method"],
+            "seeds": [r["seed"] for r in rs],
+            "mean": statistics.fmean(vals) if vals else None,
+            "std": statistics.stdev(vals) if len(vals) > 1 else 0.0 if vals else None,
+            "wall_s": sum(r.get("wall_s", 0.0) for r in rs),
+        })  # fmt: skip
+    return out
