@@ -1,11 +1,14 @@
 # Two commands on a fresh machine: `make demo` (the main job on the embedded
 # default) and `make test` (lint, format check, test suite). Both create or
-# update the project's virtual environment in .venv when needed.
+# update the project's virtual environment in .venv when needed. Caches that
+# tools would put in the home folder (pip, matplotlib) stay in the project.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
+export PIP_NO_CACHE_DIR := 1
 
 .PHONY: demo test bench clean
 
@@ -16,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/tmkt-data demo --out demo_out
+	$(BIN)/tmkt-train pipeline pipelines/demo.toml
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -25,6 +28,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_binning.py
+	$(BIN)/python benchmarks/bench_convert.py
+	$(BIN)/python benchmarks/bench_read.py
+	$(BIN)/python benchmarks/bench_train.py
 
 clean:
-	rm -rf demo_out .pytest_cache .ruff_cache .hypothesis
+	rm -rf demo_out .cache .pytest_cache .ruff_cache .hypothesis
