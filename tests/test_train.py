@@ -18,7 +18,7 @@ from tmkt_data.formats import atis_bin
 from tmkt_data.pairing import pair_store
 from tmkt_train.cli import app
 from tmkt_train.config import make_config
-from tmkt_train.data import RGBBank, StoreBatches, epoch_order
+from tmkt_train.data import RGBBank
 from tmkt_train.trainer import fit
 
 runner = CliRunner()
@@ -216,23 +216,6 @@ def test_nan_loss_names_the_term(paired_store: Path, tmp_path: Path, monkeypatch
     assert "loss term 'mag' is nan" in res.stderr and "training stopped" in res.stderr
     res = runner.invoke(app, ["fit", str(paired_store), "--out", str(tmp_path / "s"), "--lr", "nan"])
     assert res.exit_code == 2 and "lr = nan" in res.stderr
-
-
-def test_store_batches_cover_each_sample_once_and_rank_split(paired_store: Path) -> None:
-    idx = np.arange(0, 80, 3)  # the store holds 80 samples
-    for world in (1, 2):
-        seen = []
-        for rank in range(world):
-            ds = StoreBatches(str(paired_store), idx, 5, shuffle=True, seed=1, rank=rank, world_size=world)
-            ds.set_epoch(4)
-            seen.append(np.concatenate([b["index"].numpy() for b in ds]))
-        allseen = np.concatenate(seen)
-        assert len(set(allseen.tolist())) == len(allseen)
-        assert len(allseen) == (len(idx) // world) * world
-        assert len({len(s) for s in seen}) == 1  # equal steps on every rank
-    a, b = epoch_order(idx, 16, 1, 0, True), epoch_order(idx, 16, 1, 1, True)
-    assert sorted(a.tolist()) == sorted(idx.tolist()) and not np.array_equal(a, b)
-    assert np.array_equal(a, epoch_order(idx, 16, 1, 0, True))
 
 
 def test_partners_always_share_the_class(paired_store: Path) -> None:

@@ -1,0 +1,449 @@
+"""The training reader of a tmkt frame store (layout in ``docs/store-format.md``).
+
+:class:`StoreBatches` is a ``torch.utils.data.IterableDataset`` of batches of
+chosen store samples, used by ``tmkt_train`` (``DataLoader(ds, batch_size=None)``)::
+
+    ds = StoreBatches("cifar10dvs.zarr", train_indices, 64, shuffle=True, seed=0)
+    loader = DataLoader(ds, batch_size=None, num_workers=2, pin_memory=True)
+    for epoch in range(epochs):
+        ds.set_epoch(epoch)          # before creating the epoch's iterator
+        for batch in loader:         # {"frames": (B, T, 2, H, W), "labels": (B,), "index": (B,)}
+            ...
+
+Items are dicts of torch tensors: ``frames`` in the stored dtype (uint8, uint16,
+float16, ...), ``labels`` and ``index`` (global sample indices into the store),
+int64. Inside DataLoader workers the frames are allocated in shared memory, so
+they reach the main process without a copy.
+
+Order: a pure function of ``(seed, epoch, rank, world_size)`` (see
+:meth:`StoreBatches.windows`):
+
+1. :func:`epoch_order`: shards in shuffled order, samples shuffled inside each shard;
+2. :func:`rank_slice`: rank r takes the r-th of ``world_size`` equal, contiguous
+   parts (the remainder is left out), so every rank runs the same number of steps;
+3. :func:`window_batches`: the rank's part is cut into consecutive *windows* of
+   about ``mix_shards`` shards' worth of samples, samples are permuted inside each
+   window and batches are consecutive slices of a window. Store samples are sorted
+   by sample id, so one shard holds mostly one class: a batch drawn from a window
+   mixes the classes of ``mix_shards`` shards instead of repeating one shard's.
+
+DataLoader workers take whole windows (window w: worker ``w % num_workers``);
+each worker reads every shard of its window once (the compressed bytes of the
+window's samples, one ``pread`` per shard, kept until the window ends) and
+decompresses every sample once, straight into its batch. Each worker's sequence
+is fixed, so the loader's output order is deterministic for a given number of
+workers (it differs from the single-process order, which :meth:`StoreBatches.batches`
+lists). With ``shuffle=False`` (evaluation) nothing is permuted: batches follow
+index order.
+
+:class:`ShardReader` decodes shard files directly (the index at the file's end,
+one Blosc decompression per sample) when ``frames`` has tmkt's codec layout and
+reads through ``zarr`` otherwise; it is opened lazily in the process that reads.
+With ``persistent_workers=True`` the workers keep the epoch they were started
+with: use the default ``persistent_workers=False`` so ``set_epoch`` reaches them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from tmkt_data.store import StoreError, geometry_of, open_store, shard_file
+
+__all__ = ["ShardReader", "StoreBatches", "epoch_order", "n_batches", "rank_slice", "window_batches"]
+
+_EMPTY = np.uint64(2**64 - 1)  # offset/length of a chunk the shard does not hold (all fill value)
+_ORDER_SALT = 0x746D6B74  # "tmkt": seed material of the shard/sample order
+_WINDOW_SALT = 0x77696E64  # "wind": seed material of the in-window permutation
+
+
+def _worker() -> tuple[int, int]:
+    """(worker id, number of workers) of the calling DataLoader worker; (0, 1) outside one."""
+    info = get_worker_info()
+    return (0, 1) if info is None else (int(info.id), int(info.num_workers))
+
+
+def _direct_layout(meta: dict[str, Any], frame_shape: tuple[int, ...], shard_samples: int) -> dict | None:
+    """Facts for decoding shard files without zarr, or None if ``frames`` is laid out otherwise.
+
+    Accepted: one ``sharding_indexed`` codec with one sample per inner chunk, inner
+    codecs ``bytes`` (little endian) + ``blosc``, index ``bytes`` (little) + ``crc32c``
+    at the end, default chunk keys with ``/``: what :func:`tmkt_data.store.create_store` writes.
+    """
+    try:
+        (codec,) = meta["codecs"]
+        conf = codec["configuration"]
+        inner = [c["name"] for c in conf["codecs"]]
+        index = [c["name"] for c in conf["index_codecs"]]
+        ok = (
+            codec["name"] == "sharding_indexed"
+            and list(conf["chunk_shape"]) == [1, *frame_shape]
+            and list(meta["chunk_grid"]["configuration"]["chunk_shape"]) == [shard_samples, *frame_shape]
+            and inner == ["bytes", "blosc"]
+            and conf["codecs"][0].get("configuration", {}).get("endian", "little") == "little"
+            and index in (["bytes", "crc32c"], ["bytes"])
+            and conf["index_codecs"][0].get("configuration", {}).get("endian", "little") == "little"
+            and conf.get("index_location", "end") == "end"
+            and meta["chunk_key_encoding"]["name"] == "default"
+            and meta["chunk_key_encoding"].get("configuration", {}).get("separator", "/") == "/"
+        )
+        if not ok:
+            return None
+        dtype = np.dtype(meta["data_type"]).newbyteorder("<")
+        fill = meta.get("fill_value", 0)
+        return {"dtype": dtype, "fill": 0 if fill is None else fill, "crc": index[-1] == "crc32c"}
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+class _Fetched:
+    """The samples of one block as read from its shard: compressed (direct) or decoded (zarr).
+
+    ``decode_into(sel, out)`` writes the block's samples ``sel`` (positions in the
+    block) into ``out`` (a C-contiguous ``(len(sel), T, 2, H, W)`` array): one Blosc
+    decompression per sample straight into ``out``, or one copy for zarr-decoded blocks.
+    """
+
+    __slots__ = ("buf", "frames", "lengths", "offsets", "reader", "rows", "sfile")
+
+    def __init__(self, reader: ShardReader, sfile: Path, rows: np.ndarray) -> None:
+        self.reader, self.sfile, self.rows = reader, sfile, rows
+        self.frames: np.ndarray | None = None
+        self.buf: memoryview | None = None
+        self.offsets = self.lengths = np.empty(0, dtype=np.int64)
+
+    def decode_into(self, sel: np.ndarray, out: np.ndarray) -> None:
+        if self.frames is not None:
+            np.take(self.frames, sel, axis=0, out=out)
+            return
+        from numcodecs import blosc
+
+        flat = out.reshape(len(sel), -1).view(np.uint8)
+        nbytes = self.reader.sample_bytes
+        for j, i in enumerate(sel.tolist()):
+            a = int(self.offsets[i])
+            if a < 0:
+                out[j] = self.reader.layout["fill"]
+                continue
+            src = self.buf[a : a + int(self.lengths[i])]
+            # bytes 4-8 of the Blosc header: the decompressed size
+            if len(src) < 16 or int.from_bytes(src[4:8], "little") != nbytes:
+                raise StoreError(f"{self.sfile}: chunk of sample row {int(self.rows[i])} has the wrong size")
+            blosc.decompress(src, flat[j])
+
+
+class ShardReader:
+    """Reads the samples of one shard file at a time (see :meth:`fetch`); one per process."""
+
+    def __init__(self, path: Path, frame_shape: tuple[int, ...], dtype: str, shard_samples: int) -> None:
+        self.path = path
+        self.frame_shape = tuple(frame_shape)
+        self.shard_samples = shard_samples
+        meta = json.loads((path / "frames" / "zarr.json").read_text())
+        self.layout = _direct_layout(meta, self.frame_shape, shard_samples)
+        self.dtype = self.layout["dtype"] if self.layout else np.dtype(dtype)
+        self.sample_bytes = int(np.prod(self.frame_shape)) * self.dtype.itemsize
+        self._zarr: Any = None
+
+    def read(self, k: int, rows: np.ndarray) -> np.ndarray:
+        """Frames ``(len(rows), T, 2, H, W)`` of shard ``k``'s local sample rows, in the order given."""
+        out = np.empty((len(rows), *self.frame_shape), dtype=self.dtype)
+        self.fetch(k, rows).decode_into(np.arange(len(rows)), out)
+        return out
+
+    def fetch(self, k: int, rows: np.ndarray) -> _Fetched:
+        """Shard ``k``'s local rows ``rows``: one read of their byte range (zarr: decoded frames)."""
+        got = _Fetched(self, shard_file(self.path, k), rows)
+        if self.layout is None:
+            got.frames = self._read_zarr(k, rows)
+        else:
+            self._read_direct(k, rows, got)
+        return got
+
+    def _read_zarr(self, k: int, rows: np.ndarray) -> np.ndarray:
+        if self._zarr is None:
+            import zarr
+
+            self._zarr = zarr.open_group(str(self.path), mode="r")["frames"]
+        start = k * self.shard_samples
+        lo, hi = int(rows.min()), int(rows.max()) + 1
+        block = np.asarray(self._zarr[start + lo : start + hi])
+        if len(rows) == hi - lo and np.array_equal(rows, np.arange(lo, hi)):
+            return block
+        return np.take(block, rows - lo, axis=0)
+
+    def _read_direct(self, k: int, rows: np.ndarray, got: _Fetched) -> None:
+        n_index = self.shard_samples
+        sfile = got.sfile
+        got.offsets = np.full(len(rows), -1, dtype=np.int64)  # -1: chunk not stored (fill value)
+        got.lengths = np.zeros(len(rows), dtype=np.int64)
+        try:
+            fd = os.open(sfile, os.O_RDONLY)
+        except FileNotFoundError:
+            return  # zarr does not write a shard whose chunks all equal the fill value
+        try:
+            size = os.fstat(fd).st_size
+            tail = 16 * n_index + (4 if self.layout["crc"] else 0)
+            if size < tail:
+                raise StoreError(f"{sfile}: {size} bytes, shorter than its {tail}-byte index; run verify")
+            raw_index = os.pread(fd, tail, size - tail)
+            if self.layout["crc"]:
+                import google_crc32c
+
+                crc = np.uint32(google_crc32c.value(raw_index[:-4])).tobytes()
+                if crc != raw_index[-4:]:
+                    raise StoreError(f"{sfile}: shard index checksum mismatch; run tmkt-data verify")
+            index = np.frombuffer(raw_index, dtype="<u8", count=2 * n_index).reshape(n_index, 2)
+            sel = index[rows]
+            present = sel[:, 0] != _EMPTY
+            if not present.any():
+                return
+            starts, lengths = sel[present, 0].astype(np.int64), sel[present, 1].astype(np.int64)
+            base = int(starts.min())
+            end = int((starts + lengths).max())
+            if end > size - tail:
+                raise StoreError(f"{sfile}: chunk extends past the shard data; run tmkt-data verify")
+            got.buf = memoryview(os.pread(fd, end - base, base))
+        finally:
+            os.close(fd)
+        got.offsets[present] = starts - base
+        got.lengths[present] = lengths
+
+
+def epoch_order(indices: np.ndarray, shard_samples: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
+    """Sample order of one epoch: shards shuffled, samples shuffled within each shard
+    (``shuffle=False``: sorted indices)."""
+    idx = np.sort(np.asarray(indices, dtype=np.int64))
+    if not shuffle or idx.size == 0:
+        return idx
+    rng = np.random.default_rng([int(seed), int(epoch), _ORDER_SALT])
+    shard = idx // shard_samples
+    groups = np.split(idx, np.flatnonzero(np.diff(shard)) + 1)
+    return np.concatenate([rng.permutation(groups[i]) for i in rng.permutation(len(groups))])
+
+
+def rank_slice(order: np.ndarray, rank: int, world_size: int) -> np.ndarray:
+    """Rank ``rank``'s equal, contiguous share of ``order`` (the remainder is left out)."""
+    if world_size <= 1:
+        return order
+    per = len(order) // world_size
+    return order[rank * per : (rank + 1) * per]
+
+
+def window_batches(
+    order: np.ndarray,
+    batch_size: int,
+    window: int,
+    shard_samples: int,
+    *,
+    seed: int,
+    epoch: int,
+    rank: int,
+    shuffle: bool,
+) -> list[list[np.ndarray]]:
+    """``order`` cut into windows of ``window`` samples, each cut into batches of ``batch_size``.
+
+    With ``shuffle`` the samples of window ``w`` are permuted first (seeded by
+    ``(seed, epoch, rank, w)``). Inside a batch, samples are grouped by shard (stable),
+    so each shard's samples are decoded as one run. Every sample of ``order``
+    appears in exactly one batch.
+    """
+    out: list[list[np.ndarray]] = []
+    for w, a in enumerate(range(0, len(order), window)):
+        win = order[a : a + window]
+        if shuffle:
+            rng = np.random.default_rng([int(seed), int(epoch), int(rank), w, _WINDOW_SALT])
+            win = win[rng.permutation(len(win))]
+        batches = []
+        for i in range(0, len(win), batch_size):
+            b = win[i : i + batch_size]
+            batches.append(b[np.argsort(b // shard_samples, kind="stable")])
+        out.append(batches)
+    return out
+
+
+def n_batches(n: int, batch_size: int, window: int) -> int:
+    """Batches :func:`window_batches` makes of ``n`` samples."""
+    full, rest = divmod(n, window)
+    return full * -(-window // batch_size) + -(-rest // batch_size)
+
+
+def _shared_empty(shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, torch.Tensor]:
+    """A torch tensor in shared memory (as DataLoader's collate makes them) and a numpy view of it:
+    sending it from a worker to the main process then needs no copy."""
+    tdtype = torch.from_numpy(np.empty(0, dtype=dtype)).dtype
+    numel = int(np.prod(shape))
+    try:
+        storage = torch.empty(0, dtype=tdtype)._typed_storage()._new_shared(numel)
+        t = torch.empty(0, dtype=tdtype).new(storage).view(shape)
+    except (AttributeError, RuntimeError):  # private API moved: allocate, then move (one copy)
+        t = torch.empty(shape, dtype=tdtype).share_memory_()
+    return t.numpy(), t
+
+
+class _WindowShards:
+    """The shards one window's samples live in, each read once (lazily) and kept while the window lasts."""
+
+    def __init__(self, reader: ShardReader, samples: np.ndarray) -> None:
+        self.reader = reader
+        S = reader.shard_samples
+        samples = np.sort(samples)
+        shard = samples // S
+        cuts = np.flatnonzero(np.diff(shard)) + 1
+        #: shard -> its local rows in this window (sorted), and the fetched shard bytes
+        self.rows = {int(p[0] // S): p - (p[0] // S) * S for p in np.split(samples, cuts) if p.size}
+        self.fetched: dict[int, _Fetched] = {}
+
+    def decode_into(self, idx: np.ndarray, out: np.ndarray) -> None:
+        """Frames of the window's samples ``idx`` into ``out`` (``(len(idx), T, 2, H, W)``)."""
+        S = self.reader.shard_samples
+        shard = idx // S
+        bounds = [0, *(np.flatnonzero(np.diff(shard)) + 1).tolist(), len(idx)]
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            k = int(shard[a])
+            rows = self.rows[k]
+            got = self.fetched.get(k)
+            if got is None:
+                got = self.fetched[k] = self.reader.fetch(k, rows)
+            got.decode_into(np.searchsorted(rows, idx[a:b] - k * S), out[a:b])
+
+
+class StoreBatches(IterableDataset):
+    """Batches ``{"frames", "labels", "index"}`` of the given store samples (see the module doc).
+
+    Args:
+        store: path of a complete tmkt store.
+        indices: sample indices to visit (e.g. the pairing index's train split), each once.
+        batch_size: samples per batch (the last batch of the rank's epoch may be smaller).
+        shuffle: shuffle shards, samples and windows (training) or keep index order (evaluation).
+        seed: base of the epoch order (non-negative).
+        rank, world_size: this process's share under DistributedDataParallel.
+        mix_shards: a window (the samples a batch is drawn from) holds at least this many
+            shards' worth of samples: ``mix_shards * shard_samples`` rounded up to a
+            multiple of ``batch_size``, so only the rank's last batch can be partial.
+            Memory: about this many compressed shards per DataLoader worker.
+
+    Raises:
+        StoreError: store missing, not a tmkt store or incomplete.
+        ValueError: bad batch_size, mix_shards, seed, rank/world_size, or an index
+            outside the store.
+    """
+
+    def __init__(
+        self,
+        store: str | os.PathLike[str],
+        indices: np.ndarray,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        mix_shards: int = 8,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size {batch_size}: expected a positive number")
+        if mix_shards < 1:
+            raise ValueError(f"mix_shards {mix_shards}: expected 1 or more")
+        if seed < 0:
+            raise ValueError(f"seed {seed}: expected a non-negative integer")
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} of world_size {world_size}: expected 0 <= rank < world_size")
+        self.path = Path(store)
+        group = open_store(self.path)
+        geo = geometry_of(group)
+        self.indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if self.indices.size and (self.indices.min() < 0 or self.indices.max() >= geo.n_samples):
+            raise ValueError(f"{self.path}: sample indices must lie in [0, {geo.n_samples})")
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.rank, self.world_size = int(rank), int(world_size)
+        self.mix_shards = int(mix_shards)
+        self.epoch = 0
+        self.shard_samples = int(geo.shard_samples)
+        self.frame_shape = tuple(int(v) for v in geo.frame_shape)
+        self.dtype = np.dtype(geo.dtype)
+        #: samples per window: mix_shards shards' worth, rounded up to whole batches
+        self.window = -(-self.mix_shards * self.shard_samples // self.batch_size) * self.batch_size
+        #: labels of every store sample
+        self.labels = np.asarray(group["labels"][:], dtype=np.int64)
+        self._reader: ShardReader | None = None
+        self._reader_pid = -1
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose order the next iteration follows (call before each epoch)."""
+        self.epoch = int(epoch)
+
+    def windows(self, epoch: int | None = None) -> list[list[np.ndarray]]:
+        """This rank's windows of ``epoch`` (default: the current one), each a list of batches."""
+        epoch = self.epoch if epoch is None else int(epoch)
+        order = rank_slice(
+            epoch_order(self.indices, self.shard_samples, self.seed, epoch, self.shuffle),
+            self.rank,
+            self.world_size,
+        )
+        return window_batches(
+            order,
+            self.batch_size,
+            self.window,
+            self.shard_samples,
+            seed=self.seed,
+            epoch=epoch,
+            rank=self.rank,
+            shuffle=self.shuffle,
+        )
+
+    def batches(self, epoch: int | None = None) -> list[np.ndarray]:
+        """This rank's batches of ``epoch`` in single-process order (window by window)."""
+        return [b for win in self.windows(epoch) for b in win]
+
+    def __len__(self) -> int:
+        """Batches per epoch on this rank (equal on every rank)."""
+        n = len(rank_slice(self.indices, self.rank, self.world_size))
+        return n_batches(n, self.batch_size, self.window)
+
+    @property
+    def reader(self) -> ShardReader:
+        """The calling process's :class:`ShardReader` of the store (opened on first use)."""
+        if self._reader is None or self._reader_pid != os.getpid():
+            self._reader = ShardReader(self.path, self.frame_shape, self.dtype.str, self.shard_samples)
+            self._reader_pid = os.getpid()
+        return self._reader
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        wid, nw = _worker()
+        reader = self.reader
+        shared = get_worker_info() is not None
+        for w, batches in enumerate(self.windows()):
+            if w % nw != wid:
+                continue
+            shards = _WindowShards(reader, np.concatenate(batches))
+            for idx in batches:
+                shape = (len(idx), *self.frame_shape)
+                if shared:
+                    view, frames = _shared_empty(shape, reader.dtype)
+                else:
+                    view = np.empty(shape, dtype=reader.dtype)
+                    frames = torch.from_numpy(view)
+                shards.decode_into(idx, view)
+                yield {
+                    "frames": frames,
+                    "labels": torch.from_numpy(self.labels[idx]),
+                    "index": torch.from_numpy(idx),
+                }
+            del shards  # the window's shard bytes
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_reader"] = None  # opened again in the process that iterates
+        state["_reader_pid"] = -1
+        return state
