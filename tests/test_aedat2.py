@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from tmkt_data.errors import FormatError
 from tmkt_data.events import Recording, make_events
 from tmkt_data.formats import aedat2
+from tmkt_data.formats._io import read_hash_header
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 
@@ -546,3 +547,153 @@ def test_fuzz_mutated_valid_file(mutations, chip):
         elif kind == "delete":
             del data[pos : pos + len(blob)]
     _read_or_format_error(bytes(data), chip=chip)
+
+
+# ---------------------------------------------------------------- compiled decoder vs a plain-numpy reference
+
+_DROP = {"dvs128": 0x80008000, "davis240": 0x80000400, "davis346": 0x80000400}
+
+
+def reference_decode(data: bytes, start: int, version: str, chip: str, orientation: str):
+    """Plain numpy/Python decode of an AEDAT 1.0/2.0 body, written from the format description.
+
+    Returns ``("error", offset)`` for a DAVIS coordinate outside the chip, else
+    ``(events, t0_abs, sensor_size, dropped, wraps, resorted)``.
+    """
+    size = 8 if version == "2.0" else 6
+    n = (len(data) - start) // size
+    dt = np.dtype([("a", ">u4" if size == 8 else ">u2"), ("t", ">u4")])
+    rec = np.frombuffer(data, dtype=dt, count=n, offset=start)
+    a = rec["a"].astype(np.int64)
+    t = rec["t"].astype(np.int64)
+    t_abs = np.empty(n, dtype=np.int64)
+    shift = wraps = 0
+    for i in range(n):  # every record counts, special ones included
+        if i and int(t[i]) - int(t[i - 1]) < -(2**31):
+            shift += 2**32
+            wraps += 1
+        t_abs[i] = int(t[i]) + shift
+    w, h = SIZES[chip]
+    keep = (a & _DROP[chip]) == 0
+    if chip == "dvs128":
+        rx, ry, p = (a >> 1) & 0x7F, (a >> 8) & 0x7F, 1 - (a & 1)
+    else:
+        rx, ry, p = (a >> 12) & 0x3FF, (a >> 22) & 0x1FF, (a >> 11) & 1
+        bad = np.flatnonzero(keep & ((rx >= w) | (ry >= h)))
+        if bad.size:
+            return "error", start + int(bad[0]) * size
+    rx, ry, p, tk = rx[keep], ry[keep], p[keep], t_abs[keep]
+    x, y, sensor = {
+        "raw": (rx, ry, (w, h)),
+        "jaer": (w - 1 - rx, ry, (w, h)),
+        "image": (w - 1 - rx, h - 1 - ry, (w, h)),
+        "spikingjelly": (h - 1 - ry, w - 1 - rx, (h, w)),
+    }[orientation]
+    resorted = any(tk[j] < tk[j - 1] for j in range(1, tk.size))
+    order = sorted(range(tk.size), key=lambda j: int(tk[j]))  # Python's sort is stable
+    ev = np.empty(tk.size, dtype=[("t", "<i8"), ("x", "<u2"), ("y", "<u2"), ("p", "u1")])
+    t0 = int(tk[order[0]]) if tk.size else 0
+    ev["t"] = tk[order] - t0
+    ev["x"], ev["y"], ev["p"] = x[order], y[order], p[order]
+    return ev, t0, sensor, int(n - keep.sum()), wraps, resorted
+
+
+def random_records(rng, chip: str, n: int, *, special: float, backward: float, t_start: int):
+    """``n`` (address, timestamp) records: valid events, special/APS/IMU records (random other
+    bits, out-of-range coordinates allowed), 32-bit timestamps that wrap, some going backwards."""
+    w, h = SIZES[chip]
+    rx = rng.integers(0, w, n)
+    ry = rng.integers(0, h, n)
+    on = rng.integers(0, 2, n)
+    if chip == "dvs128":
+        addr = (ry << 8) | (rx << 1) | (1 - on) | (rng.integers(0, 1 << 15, n) << 16)  # bits 16-30 ignored
+        marks = rng.choice(np.array([0x8000, 0x80000000, 0x80008000]), n)
+    else:
+        addr = (ry << 22) | (rx << 12) | (on << 11) | rng.integers(0, 1 << 10, n)  # bits 0-9 ignored
+        marks = rng.choice(np.array([0x400, 0x80000000, 0x80000400]), n)
+    sp = rng.random(n) < special
+    addr = np.where(sp, addr | marks | rng.integers(0, 1 << 32, n), addr) & 0xFFFFFFFF
+    steps = rng.integers(0, 1 << 24, n)  # < 2**31: wraps come from the 32-bit modulo only
+    back = rng.random(n) < backward
+    steps[back] = -rng.integers(1, 50, int(back.sum()))
+    ts = (t_start + np.cumsum(steps)) % 2**32
+    return [(int(a), int(t)) for a, t in zip(addr, ts, strict=True)]
+
+
+def _check_against_reference(path: Path, data: bytes, version: str, chip: str, orientation: str):
+    start = read_hash_header(data, path)[1]
+    ref = reference_decode(data, start, version, chip, orientation)
+    if isinstance(ref[0], str):
+        with pytest.raises(FormatError, match="expected x <") as ei:
+            aedat2.read(path, chip=chip, orientation=orientation)
+        assert ei.value.offset == ref[1]
+        return None
+    ev, t0, sensor, dropped, wraps, resorted = ref
+    rec = aedat2.read(path, chip=chip, orientation=orientation)
+    assert rec.events.dtype == ev.dtype
+    for f in ("t", "x", "y", "p"):
+        np.testing.assert_array_equal(rec.events[f], ev[f], err_msg=f)
+    assert rec.t0_abs == t0
+    assert rec.sensor_size == sensor
+    assert rec.metadata["dropped_special"] == dropped
+    assert rec.metadata["timestamp_wraps"] == wraps
+    assert rec.metadata["resorted"] is resorted
+    assert rec.metadata["version"] == version
+    return rec
+
+
+@pytest.mark.parametrize("orientation", ["raw", "jaer", "image", "spikingjelly"])
+@pytest.mark.parametrize("chip", ["dvs128", "davis240", "davis346"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_decoder_matches_numpy_reference(tmp_path, chip, orientation, seed):
+    rng = np.random.default_rng([seed, len(chip), len(orientation)])
+    n = int(rng.integers(1000, 3000))
+    recs = random_records(
+        rng,
+        chip,
+        n,
+        special=[0.0, 0.1, 0.7][seed],  # seed 2: most records dropped
+        backward=[0.0, 0.0, 0.02][seed],  # seed 2: small backward jumps (stable re-sort)
+        t_start=[2**32 - 2_000_000, 12345, 2**31][seed],
+    )
+    data = header(
+        {"dvs128": DVS128_CLASS, "davis240": DAVIS240_CLASS, "davis346": DAVIS346_CLASS}[chip]
+    ) + body(recs)
+    rec = _check_against_reference(put(tmp_path, data), data, "2.0", chip, orientation)
+    assert rec is not None
+    assert rec.metadata["timestamp_wraps"] > 0  # ~8e6 us per record on average: several wraps
+    if seed == 2:
+        assert rec.metadata["resorted"] is True
+    if seed == 0:
+        assert rec.metadata["dropped_special"] == 0
+
+
+@pytest.mark.parametrize("orientation", ["raw", "jaer", "image", "spikingjelly"])
+def test_decoder_matches_numpy_reference_aedat1(tmp_path, orientation):
+    rng = np.random.default_rng(11)
+    recs = random_records(rng, "dvs128", 2000, special=0.2, backward=0.01, t_start=2**32 - 10**6)
+    raw = b"".join(struct.pack(">HI", a & 0xFFFF, t) for a, t in recs)  # 16-bit addresses: bit 15 drops
+    data = b"#!AER-DAT1.0\r\n# x\r\n" + raw
+    rec = _check_against_reference(put(tmp_path, data, "f.dat"), data, "1.0", "dvs128", orientation)
+    assert rec is not None and rec.metadata["dropped_special"] > 0
+
+
+@pytest.mark.parametrize("chip", ["davis240", "davis346"])
+def test_decoder_bad_coordinate_matches_reference(tmp_path, chip):
+    rng = np.random.default_rng(5)
+    w, h = SIZES[chip]
+    recs = random_records(rng, chip, 1000, special=0.3, backward=0.0, t_start=0)
+    recs[700] = (davis_addr(int(rng.integers(w, 1024)), 3, 1), recs[700][1])  # x outside the chip
+    recs[900] = (davis_addr(2, int(rng.integers(h, 512)), 0), recs[900][1])  # y outside, later
+    data = header() + body(recs)
+    assert _check_against_reference(put(tmp_path, data), data, "2.0", chip, "image") is None
+
+
+def test_decoder_only_special_records(tmp_path):
+    data = header() + body([(0x80000000, 5), (0x8000 | dvs_addr(1, 1, 1), 2**32 - 1), (0x80008000, 3)])
+    rec = _check_against_reference(put(tmp_path, data), data, "2.0", "dvs128", "raw")
+    assert len(rec) == 0 and rec.t0_abs == 0 and rec.metadata["timestamp_wraps"] == 1
+
+
+def test_decoder_kernel_releases_the_gil():
+    assert aedat2._decode_body.targetoptions["nogil"] is True

@@ -62,10 +62,11 @@ import hashlib
 import os
 from typing import Any
 
+import numba
 import numpy as np
 
 from tmkt_data.errors import EventsError, FormatError
-from tmkt_data.events import Recording, check_in_sensor, recording_from_absolute, sort_events
+from tmkt_data.events import EVENT_DTYPE, Recording, check_in_sensor, sort_events
 from tmkt_data.formats._io import atomic_write_bytes, read_file_bytes, read_hash_header
 
 NAME = "aedat2"
@@ -151,19 +152,8 @@ def oriented_sensor_size(chip: str, orientation: str) -> tuple[int, int]:
     return (h, w) if _resolve_orientation(orientation, chip) == "spikingjelly" else (w, h)
 
 
-def _orient(raw_x: np.ndarray, raw_y: np.ndarray, w: int, h: int, orientation: str):
-    """(x, y, sensor_size) from raw jAER coordinates."""
-    if orientation == "raw":
-        return raw_x, raw_y, (w, h)
-    if orientation == "jaer":
-        return (w - 1) - raw_x, raw_y, (w, h)
-    if orientation == "image":
-        return (w - 1) - raw_x, (h - 1) - raw_y, (w, h)
-    return (h - 1) - raw_y, (w - 1) - raw_x, (h, w)  # spikingjelly
-
-
 def _unorient(x: np.ndarray, y: np.ndarray, w: int, h: int, orientation: str):
-    """(raw_x, raw_y) from oriented coordinates (inverse of :func:`_orient`)."""
+    """(raw_x, raw_y) from oriented coordinates (inverse of the mapping in :func:`_decode_records`)."""
     if orientation == "raw":
         return x, y
     if orientation == "jaer":
@@ -186,6 +176,102 @@ def unwrap_timestamps(t: np.ndarray) -> tuple[np.ndarray, int]:
     if n:
         t[1:] += np.cumsum(wraps, dtype=np.int64) * _WRAP
     return t, n
+
+
+#: orientation name -> code used by :func:`_decode_body`.
+_ORIENT_CODE = {"raw": 0, "jaer": 1, "image": 2, "spikingjelly": 3}
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _be32(b, o):  # pragma: no cover - compiled
+    """Big-endian uint32 at byte ``o`` of the uint8 array ``b``, as int64."""
+    return (
+        (np.int64(b[o]) << 24) | (np.int64(b[o + 1]) << 16) | (np.int64(b[o + 2]) << 8) | np.int64(b[o + 3])
+    )
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _decode_records(body, rec_size, davis, w, h, orient, out):  # pragma: no cover - compiled
+    """The loop of :func:`_decode_body`; inlined with a constant ``rec_size`` so the loads specialise."""
+    n = body.shape[0] // rec_size
+    half = np.int64(1) << 31
+    wrap = np.int64(1) << 32
+    drop = np.int64(0x80000400) if davis else np.int64(0x80008000)
+    k = 0
+    wraps = 0
+    shift = np.int64(0)
+    prev = np.int64(0)
+    t_first = np.int64(0)
+    last = np.int64(0)
+    monotonic = True
+    for i in range(n):
+        o = i * rec_size
+        if rec_size == 8:
+            a = _be32(body, o)
+        else:
+            a = (np.int64(body[o]) << 8) | np.int64(body[o + 1])
+        t = _be32(body, o + rec_size - 4)
+        if i > 0 and t - prev < -half:  # a 2**32 wrap, counted over all records
+            shift += wrap
+            wraps += 1
+        prev = t
+        if a & drop:
+            continue
+        if davis:
+            rx = (a >> 12) & 0x3FF
+            ry = (a >> 22) & 0x1FF
+            p = (a >> 11) & 1
+            if rx >= w or ry >= h:
+                return k, wraps, i, monotonic, t_first
+        else:
+            rx = (a >> 1) & 0x7F
+            ry = (a >> 8) & 0x7F
+            p = 1 - (a & 1)
+        if orient == 0:  # raw
+            x = rx
+            y = ry
+        elif orient == 1:  # jaer
+            x = (w - 1) - rx
+            y = ry
+        elif orient == 2:  # image
+            x = (w - 1) - rx
+            y = (h - 1) - ry
+        else:  # spikingjelly
+            x = (h - 1) - ry
+            y = (w - 1) - rx
+        ta = t + shift
+        if k == 0:
+            t_first = ta
+        elif ta < last:
+            monotonic = False
+        last = ta
+        e = out[k]
+        e.t = ta - t_first
+        e.x = x
+        e.y = y
+        e.p = p
+        k += 1
+    return k, wraps, -1, monotonic, t_first
+
+
+@numba.njit(nogil=True, cache=True)
+def _decode_body(body, rec_size, davis, w, h, orient, out):  # pragma: no cover - compiled
+    """Decode the big-endian records of ``body`` (uint8 view of the file) into the event array ``out``.
+
+    ``rec_size`` is 8 (AEDAT 2.0: uint32 address, uint32 timestamp) or 6 (1.0: uint16
+    address); ``davis`` selects the DAVIS address layout (else DVS128); ``orient`` is an
+    :data:`_ORIENT_CODE`. Timestamps are unwrapped over all records (special ones
+    included); special/external (DVS128 bits 15, 31) and APS/IMU (DAVIS bits 31, 10)
+    records are dropped; kept events go to ``out[:k]`` in file order with
+    ``t = t_abs - t_first`` (``t_first`` the first kept event's absolute time).
+
+    Returns ``(k, wraps, bad, monotonic, t_first)``: ``bad`` is the index of the first
+    DAVIS record whose raw coordinates lie outside ``w`` x ``h`` (decoding stops
+    there), else -1; ``monotonic`` is True when the kept times never decrease.
+    """
+    if rec_size == 8:
+        return _decode_records(body, 8, davis, w, h, orient, out)
+    return _decode_records(body, 6, davis, w, h, orient, out)
 
 
 def read(path: str | os.PathLike[str], *, chip: str = "auto", orientation: str = "auto") -> Recording:
@@ -228,49 +314,42 @@ def read(path: str | os.PathLike[str], *, chip: str = "auto", orientation: str =
             f"expected whole {size}-byte records (AEDAT {version})",
             offset=start + n * size,
         )
-    recs = np.frombuffer(data, dtype=rec_dtype, count=n, offset=start)
-    a = recs["a"].astype(np.uint32)
-    t_abs, n_wraps = unwrap_timestamps(recs["t"])
-
-    if chip == "dvs128":
-        keep = (a & np.uint32(0x80008000)) == 0
-        p = 1 - (a & 1)
-        raw_x = (a >> 1) & 0x7F
-        raw_y = (a >> 8) & 0x7F
-    else:
-        keep = (a & np.uint32(0x80000400)) == 0
-        p = (a >> 11) & 1
-        raw_x = (a >> 12) & 0x3FF
-        raw_y = (a >> 22) & 0x1FF
-        bad = keep & ((raw_x >= w) | (raw_y >= h))
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise FormatError(
-                path,
-                f"{chip} event (address 0x{int(a[i]):08X}) has raw x={int(raw_x[i])}, y={int(raw_y[i])}, "
-                f"expected x < {w} and y < {h}",
-                offset=start + i * size,
-            )
-    n_dropped = int(n - np.count_nonzero(keep))
-    raw_x = raw_x[keep].astype(np.int64)
-    raw_y = raw_y[keep].astype(np.int64)
-    t_keep = t_abs[keep]
-    resorted = not (t_keep.size < 2 or bool(np.all(t_keep[1:] >= t_keep[:-1])))
-    x, y, sensor = _orient(raw_x, raw_y, w, h, orientation)
+    body = np.frombuffer(data, dtype=np.uint8, count=n * size, offset=start)  # a view, no copy
+    out = np.empty(n, dtype=EVENT_DTYPE)
+    k, n_wraps, bad, monotonic, t0 = _decode_body(
+        body, size, chip != "dvs128", w, h, _ORIENT_CODE[orientation], out
+    )
+    if bad >= 0:
+        o = bad * size
+        a = int.from_bytes(data[start + o : start + o + size - 4], "big")
+        raise FormatError(
+            path,
+            f"{chip} event (address 0x{a:08X}) has raw x={(a >> 12) & 0x3FF}, y={(a >> 22) & 0x1FF}, "
+            f"expected x < {w} and y < {h}",
+            offset=start + o,
+        )
+    if k < n:  # special records dropped: a view of the buffer, a copy when most of it would be unused
+        out = out[:k] if 2 * k >= n else out[:k].copy()
+    ev = out
+    if not monotonic:  # stable re-sort; t stays relative to the earliest event
+        ev = ev[np.argsort(ev["t"], kind="stable")]
+        d = int(ev["t"][0])
+        if d:
+            ev["t"] -= d
+        t0 += d
     meta: dict[str, Any] = {
         "version": version,
         "chip": chip,
         "aechip": aechip,
         "orientation": orientation,
-        "dropped_special": n_dropped,
-        "timestamp_wraps": n_wraps,
-        "resorted": resorted,
+        "dropped_special": int(n - k),
+        "timestamp_wraps": int(n_wraps),
+        "resorted": not monotonic,
         "header": lines,
         "sha256": hashlib.sha256(data).hexdigest(),
     }
-    return recording_from_absolute(
-        t_keep, x, y, p[keep], sensor_size=sensor, source_format=NAME, path=str(path), metadata=meta
-    )
+    sensor = (h, w) if orientation == "spikingjelly" else (w, h)
+    return Recording(ev, sensor, NAME, str(path), int(t0) if k else 0, meta)
 
 
 def _header_bytes(chip: str) -> bytes:
