@@ -217,19 +217,23 @@ def pair_step(store: Path, settings: dict[str, Any], log: Callable[[str], None] 
     )  # fmt: skip
     g = zarr.open_group(str(store), mode="r+")
     g["pairs"].attrs["pipeline_settings"] = settings
-    totals = report.to_dict().get("split_totals") or {}
+    totals = report.split_counts
     _say(f"pair: {settings['rgb_kind']} -> {store}/pairs {totals} in {time.perf_counter() - t0:.1f} s", log)
     return str(g["pairs"].attrs["pairing_id"])
 
 
 def run_configs(
-    recipe: Recipe, store: Path, pairing_id: str, overrides: dict[str, Any]
+    recipe: Recipe,
+    store: Path,
+    pairing_id: str,
+    overrides: dict[str, Any],
+    seeds: list[int] | None = None,
 ) -> list[tuple[str, str, Any]]:
-    """(run name, method, config) for every run and seed of the recipe."""
+    """(run name, method, config) for every run and seed of the recipe (``seeds`` replaces every run's)."""
     out = []
     for run in recipe.runs:
-        seeds = run.get("seeds", [recipe.train.get("seed", 42)])
-        for seed in seeds:
+        run_seeds = seeds if seeds is not None else run.get("seeds", [recipe.train.get("seed", 42)])
+        for seed in run_seeds:
             values = {**recipe.train, **{k: v for k, v in run.items() if k not in RUN_KEYS}, **overrides}
             run_dir = recipe.out / "runs" / f"{run['name']}_seed{seed}"
             cfg = make_config(
@@ -268,25 +272,30 @@ def run_pipeline(
     only: list[str] | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = print,
+    seeds: list[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run a recipe end to end; returns one row per training run (method, seed, accuracies, wall time)."""
+    """Run a recipe end to end; returns one row per training run (method, seed, accuracies, wall time).
+
+    ``seeds``, when given, replaces the seeds of every ``[[runs]]`` entry (e.g. one seed for a smoke run).
+    """
     recipe = load_pipeline(path, out=out)
+    if recipe.synth is None and not raw_root:
+        raise PipelineError(f"{recipe.path}: this recipe reads a downloaded dataset; pass --raw-root FOLDER")
+    names = [r["name"] for r in recipe.runs]
+    unknown = sorted(set(only or []) - set(names))
+    if unknown:
+        raise PipelineError(
+            f"--only {', '.join(unknown)}: no such run in {recipe.path} (runs: {', '.join(names)})"
+        )
     recipe.out.mkdir(parents=True, exist_ok=True)
-    if recipe.synth is not None:
-        raw = Path(raw_root) if raw_root else recipe.out / "raw"
-        if not raw_root:
-            synth_step(recipe, raw, log)
-    else:
-        if not raw_root:
-            raise PipelineError(
-                f"{recipe.path}: this recipe reads a downloaded dataset; pass --raw-root FOLDER"
-            )
-        raw = Path(raw_root)
+    raw = Path(raw_root) if raw_root else recipe.out / "raw"
+    if recipe.synth is not None and not raw_root:
+        synth_step(recipe, raw, log)
     store = recipe.out / "store.zarr"
     convert_step(recipe, raw, store, log)
     pairing_id = pair_step(store, pair_settings(recipe, rgb_root), log)
     rows = []
-    for name, method, cfg in run_configs(recipe, store, pairing_id, overrides or {}):
+    for name, method, cfg in run_configs(recipe, store, pairing_id, overrides or {}, seeds):
         if only and name not in only:
             continue
         t0 = time.perf_counter()
