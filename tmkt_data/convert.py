@@ -155,7 +155,12 @@ def sample_frames(
         dtype=count_dtype,
         return_saturation=True,
     )
-    n_binned = int(round(float(frames.sum(dtype=np.float64))))
+    # "last" keeps every event; "drop" loses the remainder, so count what the frames hold
+    n_binned = (
+        int(events.shape[0])
+        if options.remainder == "last"
+        else int(round(float(frames.sum(dtype=np.float64))))
+    )
     if resized:
         frames = resize_frames(frames, options.size, options.resize)
     if sliced and spec.start_us is not None and spec.end_us is not None:
