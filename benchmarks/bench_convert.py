@@ -205,6 +205,13 @@ def run_tonic(root: Path, cache: Path, workers: int) -> tuple[float, object, str
 # --------------------------------------------------------------------------- checks and roof
 
 
+def stored_as(store: Path) -> str:
+    """dtype and compressor of the store's frames, read from its metadata."""
+    meta = json.loads((store / "frames" / "zarr.json").read_text())
+    blosc = meta["codecs"][0]["configuration"]["codecs"][-1]["configuration"]
+    return f"{meta['data_type']}, blosc {blosc['cname']}-{blosc['clevel']} {blosc['shuffle']}"
+
+
 def check_same_frames(store: Path, cached) -> int:  # noqa: ANN001
     """Every tonic cache entry equals the store's frames of the same file; returns samples compared."""
     import zarr
@@ -219,8 +226,11 @@ def check_same_frames(store: Path, cached) -> int:  # noqa: ANN001
         i = row[Path(path).relative_to(root).as_posix()]
         assert int(target) == int(g["labels"][i])
         ours = frames[i]
+        # same counts, same bilinear rule; float32 rounding may differ (torch uses FMA), which can
+        # move a value across a float16 rounding boundary: at most one float16 step apart
         np.testing.assert_allclose(ours.astype(np.float32), data, rtol=1e-3, atol=1e-3, err_msg=path)
-        np.testing.assert_array_equal(ours, data.astype(np.float16), err_msg=path)
+        step = np.spacing(np.abs(data).astype(np.float16)).astype(np.float32)
+        assert np.all(np.abs(ours.astype(np.float32) - data.astype(np.float16).astype(np.float32)) <= step), path
     return len(cached.dataset.data)
 
 
@@ -320,7 +330,7 @@ def main() -> None:
                 "first_run_seconds": round(runs["tmkt"][0][0], 3),
                 "cpu_ms_per_file": round(1e3 * cpu["tmkt"] / n_files, 2),
                 "store_bytes": tree_bytes(store),
-                "stored_as": "float16, blosc zstd-5 bitshuffle",
+                "stored_as": stored_as(store),
                 "shard_samples": shard_samples,
                 "shards": res.shards_total,
             },

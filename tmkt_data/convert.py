@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from tmkt_data.binning import to_frames
-from tmkt_data.errors import TmktError
-from tmkt_data.layouts import DatasetIndex, load_sample, scan
+from tmkt_data.errors import EventsError, TmktError
+from tmkt_data.layouts import DatasetIndex, LayoutError, load_sample, scan
 from tmkt_data.layouts.base import SampleSpec
 from tmkt_data.resize import RESIZE_METHODS, resize_frames
 from tmkt_data.store import (
@@ -141,20 +141,24 @@ def sample_frames(
         cache.clear()
         cache.update(path=src, rec=read_events(src, **index.read_options))
     rec = cache["rec"]
-    events = load_sample(index, spec, rec)
+    events = load_sample(index, spec, rec, check=False)  # to_frames checks the coordinates
     sliced = spec.start_us is not None or spec.end_us is not None
     dtype = options.resolved_dtype()
     resized = options.size is not None and options.resize != "none"
     count_dtype = np.float32 if (resized or dtype.startswith("float")) else np.dtype(dtype)
     mode = {"n_time_bins" if options.split_by == "time" else "n_event_bins": options.frames}
-    frames, n_sat = to_frames(
-        events,
-        index.sensor_size,
-        **mode,
-        remainder=options.remainder,
-        dtype=count_dtype,
-        return_saturation=True,
-    )
+    try:
+        frames, n_sat = to_frames(
+            events,
+            index.sensor_size,
+            **mode,
+            remainder=options.remainder,
+            dtype=count_dtype,
+            return_saturation=True,
+        )
+    except EventsError as err:
+        w, h = index.sensor_size
+        raise LayoutError(f"{src}: {err} (the {w}x{h} sensor expected for {index.dataset})") from None
     # "last" keeps every event; "drop" loses the remainder, so count what the frames hold
     n_binned = (
         int(events.shape[0])

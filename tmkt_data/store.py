@@ -174,30 +174,64 @@ def record_path(path: Path, k: int) -> Path:
     return path / _RECORDS / f"{k:06d}.json"
 
 
+def _blosc_settings(dtype: str) -> tuple[bytes, int, int]:
+    """(cname, clevel, shuffle) of :func:`frames_compressor` in numcodecs' terms."""
+    codec = frames_compressor(dtype)
+    shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[codec.shuffle.value]
+    return codec.cname.value.encode(), int(codec.clevel), shuffle
+
+
+def encode_shard(frames: np.ndarray, shard_samples: int, dtype: str) -> bytes:
+    """The bytes of one shard file of ``frames`` exactly as Zarr's ``sharding_indexed`` codec
+    reads them: each sample Blosc-compressed (the array's ``bytes`` + ``blosc`` codecs), then the
+    index of (offset, length) uint64 pairs, one per inner chunk (all ones for chunks not
+    present), then its crc32c, all little-endian."""
+    import google_crc32c
+    from numcodecs import blosc
+
+    cname, clevel, shuffle = _blosc_settings(dtype)
+    le = np.dtype(dtype).newbyteorder("<")
+    index = np.full((shard_samples, 2), np.iinfo(np.uint64).max, dtype="<u8")
+    parts, offset = [], 0
+    for i in range(frames.shape[0]):
+        enc = blosc.compress(np.ascontiguousarray(frames[i], dtype=le), cname, clevel, shuffle, 0)
+        index[i] = (offset, len(enc))
+        parts.append(enc)
+        offset += len(enc)
+    raw_index = index.tobytes()
+    parts.append(raw_index)
+    parts.append(google_crc32c.value(raw_index).to_bytes(4, "little"))
+    return b"".join(parts)
+
+
 def write_shard(path: Path, k: int, frames: np.ndarray, samples: list[dict[str, Any]], key: str) -> dict:
     """Write shard ``k`` (all its samples at once), then its completion record.
 
-    ``samples`` holds one metadata dict per sample (keys of :data:`SAMPLE_FIELDS`
-    plus ``failure`` when the sample could not be converted). The record is
-    written to a temporary name and renamed, after the shard file, so a crash
-    never leaves a record for a partial shard.
+    The shard file is encoded here (:func:`encode_shard`; Zarr reads it as any
+    other shard) and written to a temporary name, then renamed into place, so
+    a shard file is never seen half-written. ``samples`` holds one metadata
+    dict per sample (keys of :data:`SAMPLE_FIELDS` plus ``failure`` when the
+    sample could not be converted). The record is written (also atomically)
+    after the shard file: a crash never leaves a record for a missing shard.
     """
-    arr = zarr.open_array(str(path / "frames"), mode="r+", zarr_format=3)
-    start = k * arr.shards[0]
+    geo = geometry_of(zarr.open_group(str(path), mode="r", zarr_format=3))
+    blob = encode_shard(np.asarray(frames), geo.shard_samples, geo.dtype)
     sfile = shard_file(path, k)
-    sfile.unlink(missing_ok=True)  # a torn file from an interrupted run must not be merged into
-    arr[start : start + frames.shape[0]] = frames
+    sfile.parent.mkdir(parents=True, exist_ok=True)
+    tmp = sfile.with_name(f".{sfile.name}.tmp")
+    tmp.write_bytes(blob)
+    os.replace(tmp, sfile)
     record = {
         "shard": k,
-        "start": start,
+        "start": k * geo.shard_samples,
         "params_hash": key,
-        "shard_sha256": file_sha256(sfile) if sfile.exists() else None,
+        "shard_sha256": hashlib.sha256(blob).hexdigest(),
         "samples": samples,
     }
     target = record_path(path, k)
-    tmp = target.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, target)
+    tmp_record = target.with_suffix(".json.tmp")
+    tmp_record.write_text(json.dumps(record))
+    os.replace(tmp_record, target)
     return record
 
 

@@ -145,14 +145,17 @@ def read_source_metadata(root: Path) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
-def load_sample(index: DatasetIndex, spec: SampleSpec, recording: Recording | None = None) -> np.ndarray:
+def load_sample(
+    index: DatasetIndex, spec: SampleSpec, recording: Recording | None = None, *, check: bool = True
+) -> np.ndarray:
     """Canonical events of one sample on ``index.sensor_size``.
 
     Reads the source file with ``index.read_options`` (or uses ``recording`` when
     the caller already read that file, e.g. for several slices of one
     recording), applies the sample's time slice, then the layout's crop
     (``index.notes["crop"] = [x0, y0, x1, y1]``, half-open, shifting the origin),
-    and raises :class:`LayoutError` when an event falls outside the sensor.
+    and (with ``check``) raises :class:`LayoutError` when an event falls outside
+    the sensor (callers that bin right away can leave that to ``to_frames``).
     """
     from tmkt_data.formats import read_events
 
@@ -166,7 +169,7 @@ def load_sample(index: DatasetIndex, spec: SampleSpec, recording: Recording | No
         ev["x"] -= x0
         ev["y"] -= y0
     w, h = index.sensor_size
-    if ev.size and (int(ev["x"].max()) >= w or int(ev["y"].max()) >= h):
+    if check and ev.size and (int(ev["x"].max()) >= w or int(ev["y"].max()) >= h):
         raise LayoutError(
             f"{index.source(spec)}: events reach x={int(ev['x'].max())}, y={int(ev['y'].max())}, "
             f"outside the {w}x{h} sensor expected for {index.dataset}"
