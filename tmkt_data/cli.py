@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,42 +16,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tmkt_data.cliutil import make_app, parse_key_values
+from tmkt_data.cliutil import user_errors as _user_errors
 from tmkt_data.convert import ConvertError
-from tmkt_data.errors import TmktError
 
-app = typer.Typer(
-    name="tmkt-data",
-    help="Prepare event-camera data: read raw recordings, bin them into frames.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+app, _state = make_app("tmkt-data", "Prepare event-camera data: read raw recordings, bin them into frames.")
 console = Console()
 err_console = Console(stderr=True)
-_state = {"debug": False}
-
-
-@app.callback()
-def _root(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
-) -> None:
-    _state["debug"] = debug
-
-
-def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn :class:`TmktError` into one red line on stderr and exit code 2."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except TmktError as err:
-            if _state["debug"]:
-                raise
-            err_console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
+user_errors = _user_errors(_state)
 
 
 def _fmt(v: Any) -> str:
@@ -228,7 +198,7 @@ def convert(
         resize=resize,
         dtype=dtype,
         shard_samples=shard_samples,
-        layout_options=_parse_layout_options(option or []),
+        layout_options=parse_key_values(option or [], "--option"),
     )
     progress = Progress(
         TextColumn("[bold]convert[/bold]"),
@@ -275,19 +245,6 @@ def convert(
     _print_convert_summary(result)
     if result.files_failed:
         raise typer.Exit(1)
-
-
-def _parse_layout_options(items: list[str]) -> dict:
-    out: dict = {}
-    for item in items:
-        if "=" not in item:
-            raise ConvertError(f"--option {item!r}: expected KEY=VALUE")
-        k, v = item.split("=", 1)
-        try:
-            out[k.strip()] = json.loads(v)
-        except ValueError:
-            out[k.strip()] = v
-    return out
 
 
 def _print_convert_summary(result) -> None:  # noqa: ANN001

@@ -12,24 +12,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tmkt_data.cliutil import parse_key_values
+
 console = Console()
 err_console = Console(stderr=True)
 _MAX_CLASS_ROWS = 60
-
-
-def _parse_options(items: list[str]) -> dict[str, Any]:
-    from tmkt_data.pairing import PairingError
-
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise PairingError(f"--rgb-option {item!r}: expected KEY=VALUE")
-        k, v = item.split("=", 1)
-        try:
-            out[k.strip()] = json.loads(v)
-        except ValueError:
-            out[k.strip()] = v
-    return out
 
 
 def pair_command(
@@ -110,7 +97,7 @@ def pair_command(
             seed=seed,
             instance=instance,
             encode_mode="gray" if grayscale else "hsv_v",
-            rgb_options=_parse_options(rgb_option or []),
+            rgb_options=parse_key_values(rgb_option or [], "--rgb-option"),
             split_array=split,
             on_progress=on_progress,
         )

@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tmkt_data.cliutil import parse_key_values
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -32,63 +34,11 @@ def _parse_size(text: str, what: str) -> tuple[int, int]:
     return vals[0], vals[1]
 
 
-def _parse_options(items: list[str]) -> dict[str, Any]:
-    from tmkt_data.synth import SynthError
-
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise SynthError(f"--rgb-option {item!r}: expected KEY=VALUE")
-        k, v = item.split("=", 1)
-        try:
-            out[k.strip()] = json.loads(v)
-        except ValueError:
-            out[k.strip()] = v
-    return out
-
-
 def _load_source(kind: str, root: str, opts: dict[str, Any]) -> Any:
-    """The RGB set (``tmkt_data.rgb.load_rgb``); for ``digits`` a scikit-learn fallback without it."""
-    try:
-        from tmkt_data.rgb import load_rgb
-    except ImportError:  # pragma: no cover - the rgb package ships with tmkt
-        load_rgb = None
-    if load_rgb is not None:
-        return load_rgb(kind, None if root in ("", "-") else root, **opts)
-    from types import SimpleNamespace
+    """The RGB set to simulate (``tmkt_data.rgb.load_rgb``; ``-`` for the built-in digits)."""
+    from tmkt_data.rgb import load_rgb
 
-    import numpy as np
-
-    from tmkt_data.synth import SynthError
-
-    if kind != "digits" or opts:
-        raise SynthError(
-            f"RGB source {kind!r} needs tmkt_data.rgb, which is not installed; only digits works"
-        )
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    images = np.clip(np.round(d.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)
-    labels = np.asarray(d.target, dtype=np.int64)
-    split = ["train"] * len(labels)
-    for c in range(10):
-        idx = np.flatnonzero(labels == c)
-        n_train = -(-4 * len(idx) // 5)
-        for i in idx[n_train:]:
-            split[int(i)] = "test"
-    return SimpleNamespace(
-        kind="digits",
-        root=None,
-        images=images,
-        labels=labels,
-        class_names=[str(c) for c in range(10)],
-        source_ids=[f"digits/{i:04d}" for i in range(len(labels))],
-        split=split,
-        info={
-            "source": "sklearn.datasets.load_digits",
-            "split": {"kind": "per_class_sorted", "train_ratio": 0.8},
-        },
-    )
+    return load_rgb(kind, None if root in ("", "-") else root, **opts)
 
 
 def synth_command(
@@ -176,7 +126,7 @@ def synth_command(
     )
     params.validate()
     check_output(layout, file_format, params.sensor_size)  # fail before reading the images
-    opts = _parse_options(rgb_option or [])
+    opts = parse_key_values(rgb_option or [], "--rgb-option")
     rgb = _load_source(rgb_kind, rgb_root, opts)
     n = len(rgb.labels) if limit is None else min(limit, len(rgb.labels))
     images = rgb.images[:n]

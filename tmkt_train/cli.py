@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,41 +17,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tmkt_data.errors import TmktError
+from tmkt_data.cliutil import make_app
+from tmkt_data.cliutil import user_errors as _user_errors
 
-app = typer.Typer(
-    name="tmkt-train",
-    help="Train spiking networks on a paired tmkt store with Time-step Mixup (TMKT) and its baselines.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+app, _state = make_app(
+    "tmkt-train",
+    "Train spiking networks on a paired tmkt store with Time-step Mixup (TMKT) and its baselines.",
 )
 console = Console()
 err_console = Console(stderr=True)
-_state = {"debug": False}
-
-
-@app.callback()
-def _root(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
-) -> None:
-    _state["debug"] = debug
-
-
-def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn tmkt errors and NaN losses into one line on stderr and exit code 2."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (TmktError, FloatingPointError) as err:
-            if _state["debug"]:
-                raise
-            err_console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
+user_errors = _user_errors(_state, extra=(FloatingPointError,))  # a NaN loss names its term
 
 
 @app.command()
