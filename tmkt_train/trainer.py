@@ -502,7 +502,13 @@ def train_one_epoch(
             seen += B
         if bar is not None:
             el = time.perf_counter() - t0
-            bar[0].update(bar[1], advance=1, loss=sums["total"] / seen, sps=seen / max(el, 1e-9))
+            bar[0].update(
+                bar[1],
+                advance=1,
+                loss=sums["total"] / seen,
+                acc=100 * correct / seen,
+                sps=seen / max(el, 1e-9),
+            )
     if bar is not None:
         bar[0].stop()
     elapsed = time.perf_counter() - t0
@@ -536,11 +542,12 @@ def _progress_bar(enabled: bool, epoch: int, epochs: int, steps: int):  # noqa: 
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.4f}"),
+        TextColumn("acc {task.fields[acc]:.1f}%"),
         TextColumn("{task.fields[sps]:,.0f} samples/s"),
         TimeRemainingColumn(),
         transient=False,
     )
-    task = bar.add_task("train", total=steps, loss=float("nan"), sps=0.0)
+    task = bar.add_task("train", total=steps, loss=float("nan"), acc=0.0, sps=0.0)
     bar.start()
     return bar, task
 
