@@ -230,7 +230,9 @@ def check_same_frames(store: Path, cached) -> int:  # noqa: ANN001
         # move a value across a float16 rounding boundary: at most one float16 step apart
         np.testing.assert_allclose(ours.astype(np.float32), data, rtol=1e-3, atol=1e-3, err_msg=path)
         step = np.spacing(np.abs(data).astype(np.float16)).astype(np.float32)
-        assert np.all(np.abs(ours.astype(np.float32) - data.astype(np.float16).astype(np.float32)) <= step), path
+        assert np.all(np.abs(ours.astype(np.float32) - data.astype(np.float16).astype(np.float32)) <= step), (
+            path
+        )
     return len(cached.dataset.data)
 
 

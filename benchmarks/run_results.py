@@ -49,16 +49,21 @@ def experiments(base_fraction: float, fractions: list[float], ablation_seeds: tu
     }
     for name, kw in ablations.items():
         for seed in ablation_seeds:
-            runs.append(dict(group="ablation", name=name, method="tmkt", seed=seed, frac=base_fraction, kw=kw))
+            runs.append(
+                dict(group="ablation", name=name, method="tmkt", seed=seed, frac=base_fraction, kw=kw)
+            )
     for frac in fractions:
         if frac == base_fraction:
             continue  # the main runs are this point of the curve
         for method in ("scratch", "tmkt"):
-            runs.append(dict(group="scarcity", name=f"{method} {frac:g}", method=method, seed=42, frac=frac, kw={}))
+            runs.append(
+                dict(group="scarcity", name=f"{method} {frac:g}", method=method, seed=42, frac=frac, kw={})
+            )
     return runs
 
 
 def run_study(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from tmkt_train.config import make_config
     from tmkt_train.pipeline import (
         convert_step,
         load_pipeline,
@@ -67,7 +72,6 @@ def run_study(args: argparse.Namespace) -> list[dict[str, Any]]:
         synth_step,
         train_step,
     )
-    from tmkt_train.config import make_config
 
     recipe = load_pipeline(args.recipe, out=args.work)
     recipe.out.mkdir(parents=True, exist_ok=True)
@@ -90,7 +94,9 @@ def run_study(args: argparse.Namespace) -> list[dict[str, Any]]:
         out = recipe.out / "study" / f"{slug}_f{run['frac']:g}_seed{run['seed']}"
         cfg = make_config(values, method=run["method"], seed=run["seed"], store=str(store), out=str(out))
         cfg.extra = {"pairing_id": pairing_id, "study": run["name"]}
-        print(f"[{i + 1}/{len(plan)}] {run['name']} (fraction {run['frac']:g}, seed {run['seed']})", flush=True)
+        print(
+            f"[{i + 1}/{len(plan)}] {run['name']} (fraction {run['frac']:g}, seed {run['seed']})", flush=True
+        )
         summary = train_step(cfg, False, print)
         metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
         rows.append({**{k: v for k, v in run.items() if k != "kw"}, "kw": run["kw"], "out": str(out),
@@ -128,7 +134,9 @@ def plots(rows: list[dict[str, Any]], out_dir: Path, T: int) -> dict[str, str]:
     for method, color in (("scratch", "tab:blue"), ("tmkt", "tab:red")):
         pts = {}
         for r in rows:
-            if r["method"] == method and (r["group"] == "scarcity" or (r["group"] == "main" and r["seed"] == 42)):
+            if r["method"] == method and (
+                r["group"] == "scarcity" or (r["group"] == "main" and r["seed"] == 42)
+            ):
                 if r["group"] == "scarcity" or r["frac"] in base:
                     pts[r["frac"]] = r["test_acc_at_best"]
         xs = sorted(pts)
@@ -239,7 +247,11 @@ def write_report(rows: list[dict[str, Any]], args: argparse.Namespace, wall: flo
     for m in main:
         lines.append(f"| `{m}` | {fmt(main[m])} | {fmt(last[m])} | {len(main[m])} |")
     lines += ["", f"![training curves]({rel}/{files['curves']})", "", "## Ablations of `tmkt`", ""]
-    lines += ["| variant | test top-1 (%) | seeds |", "|---|---|---|", f"| tmkt (r_m = 0.5, all terms) | {fmt(main['tmkt'])} | {len(main['tmkt'])} |"]
+    lines += [
+        "| variant | test top-1 (%) | seeds |",
+        "|---|---|---|",
+        f"| tmkt (r_m = 0.5, all terms) | {fmt(main['tmkt'])} | {len(main['tmkt'])} |",
+    ]
     for name in dict.fromkeys(r["name"] for r in rows if r["group"] == "ablation"):
         vals = acc(lambda r, n=name: r["group"] == "ablation" and r["name"] == n)
         lines.append(f"| {name} | {fmt(vals)} | {len(vals)} |")

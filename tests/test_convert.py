@@ -40,7 +40,9 @@ def make_nmnist_tree(root: Path, per_digit: int = 2, seed: int = 0) -> Path:
     for folder, n in (("Train", per_digit), ("Test", 1)):
         for d in range(10):
             for i in range(n):
-                ev = sweeping_bar((34, 34), duration_us=int(rng.integers(50_000, 300_000)), seed=seed + 97 * d + i)
+                ev = sweeping_bar(
+                    (34, 34), duration_us=int(rng.integers(50_000, 300_000)), seed=seed + 97 * d + i
+                )
                 atis_bin.write(root / folder / str(d) / f"{i + 1:05d}.bin", ev, (34, 34))
     if REAL.is_dir():
         for k, label in REAL_LABELS.items():
@@ -177,7 +179,9 @@ def test_corrupt_file_is_skipped_and_recorded(tree: Path, tmp_path: Path) -> Non
     bad = tree / "Train" / "7" / "00001.bin"
     bad.write_bytes(bad.read_bytes()[:-3])  # not a multiple of 5 bytes any more
     out = tmp_path / "s.zarr"
-    res = runner.invoke(app, ["convert", "nmnist", str(tree), str(out), "--frames", "3", "--shard-samples", "4"])
+    res = runner.invoke(
+        app, ["convert", "nmnist", str(tree), str(out), "--frames", "3", "--shard-samples", "4"]
+    )
     assert res.exit_code == 1
     assert "Train/7/00001" in res.stdout and "failed" in res.stdout
     g = open_store(out)
@@ -195,7 +199,9 @@ def test_corrupt_file_is_skipped_and_recorded(tree: Path, tmp_path: Path) -> Non
 def test_on_error_fail_stops_with_clear_message(tree: Path, tmp_path: Path) -> None:
     (tree / "Test" / "2" / "00001.bin").write_bytes(b"\x01\x02")
     out = tmp_path / "s.zarr"
-    res = runner.invoke(app, ["convert", "nmnist", str(tree), str(out), "--frames", "3", "--on-error", "fail"])
+    res = runner.invoke(
+        app, ["convert", "nmnist", str(tree), str(out), "--frames", "3", "--on-error", "fail"]
+    )
     assert res.exit_code == 2
     assert "Test/2/00001.bin" in res.stderr and "Traceback" not in res.output
 
