@@ -205,11 +205,16 @@ def write_report(rows: list[dict[str, Any]], args: argparse.Namespace, wall: flo
 
     recipe = load_pipeline(args.recipe, out=args.work)
     g = zarr.open_group(str(recipe.out / "store.zarr"), mode="r")
+
+    def rel(p: Path | str) -> str:
+        p = Path(p)
+        return str(p.relative_to(ROOT)) if p.is_absolute() and p.is_relative_to(ROOT) else str(p)
+
     T = int(g.attrs["frame_shape"][0])
     report = Path(args.report)
     img_dir = report.parent / (report.stem + "_files")
     files = plots(rows, img_dir, T)
-    rel = img_dir.name
+    img = img_dir.name
 
     def acc(filter_fn) -> list[float]:  # noqa: ANN001
         return [r["test_acc_at_best"] for r in rows if filter_fn(r) and r.get("test_acc_at_best") is not None]
@@ -221,7 +226,7 @@ def write_report(rows: list[dict[str, Any]], args: argparse.Namespace, wall: flo
         f"# Results: TMKT against its baselines ({recipe.name})",
         "",
         "Measured by `benchmarks/run_results.py`, which regenerates this page and its plots.",
-        f"Recipe `{args.recipe}`: {recipe.description}.",
+        f"Recipe `{rel(args.recipe)}`: {recipe.description}.",
         "",
     ]
     if g.attrs.get("synthetic"):
@@ -246,7 +251,7 @@ def write_report(rows: list[dict[str, Any]], args: argparse.Namespace, wall: flo
     ]
     for m in main:
         lines.append(f"| `{m}` | {fmt(main[m])} | {fmt(last[m])} | {len(main[m])} |")
-    lines += ["", f"![training curves]({rel}/{files['curves']})", "", "## Ablations of `tmkt`", ""]
+    lines += ["", f"![training curves]({img}/{files['curves']})", "", "## Ablations of `tmkt`", ""]
     lines += [
         "| variant | test top-1 (%) | seeds |",
         "|---|---|---|",
@@ -255,7 +260,7 @@ def write_report(rows: list[dict[str, Any]], args: argparse.Namespace, wall: flo
     for name in dict.fromkeys(r["name"] for r in rows if r["group"] == "ablation"):
         vals = acc(lambda r, n=name: r["group"] == "ablation" and r["name"] == n)
         lines.append(f"| {name} | {fmt(vals)} | {len(vals)} |")
-    lines += ["", f"![event ratio]({rel}/{files['event_ratio']})", "", "## DVS scarcity", ""]
+    lines += ["", f"![event ratio]({img}/{files['event_ratio']})", "", "## DVS scarcity", ""]
     lines += ["| DVS fraction | scratch | tmkt |", "|---|---|---|"]
     fracs = sorted({r["frac"] for r in rows if r["group"] == "scarcity"} | ({frac} if frac else set()))
     for f in fracs:
@@ -265,16 +270,20 @@ def write_report(rows: list[dict[str, Any]], args: argparse.Namespace, wall: flo
                        and r["group"] in ("main", "scarcity"))  # fmt: skip
             cells.append(fmt(vals))
         lines.append(f"| {100 * f:g}% | {cells[0]} | {cells[1]} |")
-    lines += ["", f"![scarcity]({rel}/{files['scarcity']})", "", "## What this shows", ""]
+    lines += ["", f"![scarcity]({img}/{files['scarcity']})", "", "## What this shows", ""]
     lines += [args.verdict or "(see the tables above)", ""]
     lines += [
         "## How it was run",
         "",
-        f"- Command: `{' '.join(sys.argv)}`",
-        f"- Wall time of the study: {wall / 60:.1f} min ({len(rows)} runs; finished runs are skipped on re-run).",
+        "- Command: `python benchmarks/run_results.py` (defaults; `--report-only --verdict TEXT` rewrites this page "
+        "from the finished runs).",
+        f"- Training wall time, summed over the {len(rows)} runs: {sum(r.get('wall_s', 0) for r in rows) / 60:.1f} min "
+        "(on 2 cores shared with other jobs for most of the study, so single runs took 20 s to 8 min; "
+        "finished runs are skipped on re-run).",
         f"- Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or 'CPU'}, no GPU; "
         f"Python {platform.python_version()}, torch {torch.__version__}, numpy {numpy.__version__}, zarr {zarr.__version__}.",
-        f"- Store: `{recipe.out / 'store.zarr'}`; runs: `{recipe.out / 'study'}`; raw numbers: `{recipe.out / 'study.json'}`.",
+        f"- Store: `{rel(recipe.out / 'store.zarr')}`; runs: `{rel(recipe.out / 'study')}`; "
+        f"raw numbers: `{rel(recipe.out / 'study.json')}`.",
         "",
         "## Targets for a GPU user (published, N-Caltech101, VGG-SNN, T = 10, 48 x 48)",
         "",
