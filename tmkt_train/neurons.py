@@ -17,9 +17,16 @@ Dynamics (spikingjelly's ``LIFNode`` conventions, method.md section 6):
   ``detach_reset=True`` stops the gradient through ``s`` in the reset (the
   reference code of He et al. does this).
 
-The state starts at ``v_reset`` (0 for soft reset). The time loop runs over the
-static length ``T = x.shape[0]`` with no data-dependent Python branching, so
-``torch.compile`` unrolls and fuses it.
+The state starts at ``v_reset`` (0 for soft reset). Two implementations of
+:func:`lif_multistep`, with the same forward values:
+
+- eager: one autograd node (``_LIFMultiStep``) whose forward loop writes into
+  preallocated buffers and whose backward is BPTT written out by hand; it saves
+  only the charged potential and the spikes and runs about half the elementwise
+  passes of per-step autograd (about 2x faster LIF forward + backward on CPU);
+- under ``torch.compile``: the plain per-step loop (:func:`_step`) over the
+  static length ``T = x.shape[0]`` with no data-dependent Python branching, which
+  the compiler unrolls and fuses, forward and backward.
 
 Surrogates (``g'`` is what the backward pass uses in place of ``H'``):
 
@@ -57,6 +64,20 @@ def heaviside(x: Tensor) -> Tensor:
     return (x >= 0).to(x.dtype)
 
 
+def _qgate_grad(x: Tensor, a: float) -> Tensor:
+    # alpha - alpha^2 |x| is positive exactly where |x| < 1/alpha: clamping is the mask.
+    return (a - a * a * x.abs()).clamp_min(0.0)
+
+
+def _sigmoid_grad(x: Tensor, a: float) -> Tensor:
+    s = torch.sigmoid(a * x)
+    return a * s * (1.0 - s)
+
+
+def _atan_grad(x: Tensor, a: float) -> Tensor:
+    return (a / 2.0) / (1.0 + (math.pi / 2.0 * a * x).square())
+
+
 class QGateSpike(torch.autograd.Function):
     """Heaviside forward, piecewise-quadratic ("quadratic gate") surrogate backward."""
 
@@ -69,10 +90,7 @@ class QGateSpike(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor):
         (x,) = ctx.saved_tensors
-        a = ctx.alpha
-        # alpha - alpha^2 |x| is positive exactly where |x| < 1/alpha: clamping is the mask.
-        sg = (a - a * a * x.abs()).clamp_min(0.0)
-        return grad_output * sg, None
+        return grad_output * _qgate_grad(x, ctx.alpha), None
 
 
 class SigmoidSpike(torch.autograd.Function):
@@ -87,8 +105,7 @@ class SigmoidSpike(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor):
         (x,) = ctx.saved_tensors
-        s = torch.sigmoid(ctx.alpha * x)
-        return grad_output * (ctx.alpha * s * (1.0 - s)), None
+        return grad_output * _sigmoid_grad(x, ctx.alpha), None
 
 
 class ATanSpike(torch.autograd.Function):
@@ -103,9 +120,7 @@ class ATanSpike(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor):
         (x,) = ctx.saved_tensors
-        a = ctx.alpha
-        sg = (a / 2.0) / (1.0 + (math.pi / 2.0 * a * x).square())
-        return grad_output * sg, None
+        return grad_output * _atan_grad(x, ctx.alpha), None
 
 
 SURROGATES: dict[str, type[torch.autograd.Function]] = {
@@ -114,6 +129,8 @@ SURROGATES: dict[str, type[torch.autograd.Function]] = {
     "atan": ATanSpike,
 }
 DEFAULT_ALPHA: dict[str, float] = {"qgate": 2.0, "sigmoid": 4.0, "atan": 2.0}
+# surrogate Function -> its derivative g'(x, alpha) (what the fused BPTT backward evaluates)
+_SURROGATE_GRADS = {QGateSpike: _qgate_grad, SigmoidSpike: _sigmoid_grad, ATanSpike: _atan_grad}
 
 
 def _resolve(surrogate: str, alpha: float | None) -> tuple[type[torch.autograd.Function], float]:
@@ -212,6 +229,15 @@ def lif_multistep(
         v = torch.full_like(x[0], 0.0 if v_reset is None else float(v_reset))
     else:
         v = v_init.to(x.dtype)
+    if v.shape == x.shape[1:] and not torch.compiler.is_compiling():
+        # eager: one fused autograd node with a hand-written BPTT backward (same forward values)
+        p = (float(tau), float(v_threshold), None if v_reset is None else float(v_reset), bool(decay_input))
+        if torch.is_grad_enabled() and (x.requires_grad or v.requires_grad):
+            s, vs = _LIFMultiStep.apply(x, v, p, _SURROGATE_GRADS[fn], a, bool(detach_reset), return_v)
+        else:
+            s, vs, _ = _lif_forward(x, v, *p, return_v=return_v, keep_h=False)
+        return (s, vs) if return_v else s
+    # torch.compile traces the plain per-step loop and fuses it (forward and backward)
     spikes = []
     vs = []
     for t in range(x.shape[0]):
@@ -223,6 +249,132 @@ def lif_multistep(
     if return_v:
         return out, torch.stack(vs)
     return out
+
+
+def _lif_forward(
+    x: Tensor,
+    v: Tensor,
+    tau: float,
+    v_threshold: float,
+    v_reset: float | None,
+    decay_input: bool,
+    *,
+    return_v: bool,
+    keep_h: bool,
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """The LIF loop without autograd, into preallocated buffers: ``(spikes, v_seq, h_seq)``.
+
+    Values are bitwise those of the per-step loop of :func:`_step` (up to the sign
+    of a zero membrane, which never changes a spike):
+
+    - ``(x - v) / tau`` is computed as ``(x - v) * (1 / tau)`` only when ``1 / tau`` is
+      exact (tau a power of two), where both round the same real number;
+    - ``H(h - th)`` is ``h >= th`` (a difference of two distinct floats is never 0);
+    - for binary ``s`` the hard reset ``h (1 - s) + v_reset s`` is ``h - h s (+ v_reset s)``
+      and the soft reset ``h - th s`` is ``h + (-th) s``, each exact.
+
+    ``h_seq`` is the charged potential before reset (what the backward pass needs),
+    ``v_seq`` the potential after reset.
+    """
+    T = x.shape[0]
+    vr = 0.0 if v_reset is None else v_reset
+    exact_inv = math.frexp(tau)[0] == 0.5  # tau = 2^k: x / tau == x * (1 / tau) exactly
+    with torch.no_grad():
+        spikes = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        h_seq = torch.empty_like(spikes) if keep_h else None
+        v_seq = torch.empty_like(spikes) if return_v else None
+        buf = torch.empty_like(v)
+        h_tmp = torch.empty_like(v) if h_seq is None else None
+        v_tmp = [torch.empty_like(v), torch.empty_like(v)] if v_seq is None else None
+        for t in range(T):
+            h = h_seq[t] if h_seq is not None else h_tmp
+            rel = v if vr == 0.0 else torch.sub(v, vr, out=buf)  # v - v_reset
+            if decay_input:  # v + (x - (v - v_reset)) / tau
+                d = torch.sub(x[t], rel, out=buf)
+                if exact_inv:
+                    torch.add(v, d, alpha=1.0 / tau, out=h)
+                else:
+                    torch.add(v, d.div_(tau), out=h)
+            else:  # v - (v - v_reset) / tau + x
+                d = torch.sub(v, torch.div(rel, tau, out=buf), out=buf)
+                torch.add(d, x[t], out=h)
+            s = torch.ge(h, v_threshold, out=spikes[t])  # H(h - th), H(0) = 1
+            v = v_seq[t] if v_seq is not None else v_tmp[t % 2]
+            if v_reset is None:
+                torch.add(h, s, alpha=-v_threshold, out=v)
+            else:
+                torch.addcmul(h, h, s, value=-1.0, out=v)
+                if v_reset != 0.0:
+                    v.add_(s, alpha=v_reset)
+    return spikes, v_seq, h_seq
+
+
+class _LIFMultiStep(torch.autograd.Function):
+    """Multi-step LIF as one autograd node: the forward loop of :func:`_lif_forward`, BPTT by hand.
+
+    Per step, with ``z = h_t - v_threshold`` and ``g = g'(z)`` the surrogate derivative:
+    ``dL/dh_t = dL/ds_t g + dL/dv_t dv_t/dh_t`` where ``dv_t/dh_t`` is ``1 - s_t`` (hard
+    reset) or 1 (soft), plus ``(v_reset - h_t) g`` or ``-v_threshold g`` without
+    ``detach_reset``; ``dL/dx_t = dL/dh_t / tau`` (``decay_input``) or ``dL/dh_t``;
+    ``dL/dv_{t-1} = dL/dh_t - dL/dh_t / tau`` (plus the gradient of ``v_seq[t-1]``).
+    Saves ``h`` (one ``(T, ...)`` tensor) and the spikes (the output) instead of the
+    per-step autograd graph, and runs about half the elementwise passes of autograd.
+    """
+
+    @staticmethod
+    def forward(ctx, x, v0, params, sg_fn, alpha, detach_reset, return_v):
+        tau, v_threshold, v_reset, decay_input = params
+        spikes, v_seq, h_seq = _lif_forward(
+            x, v0, tau, v_threshold, v_reset, decay_input, return_v=return_v, keep_h=True
+        )
+        ctx.save_for_backward(h_seq, spikes)
+        ctx.params, ctx.sg_fn, ctx.alpha = params, sg_fn, alpha
+        ctx.detach_reset, ctx.return_v = detach_reset, return_v
+        return spikes, v_seq
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_spikes, g_v):
+        h_seq, spikes = ctx.saved_tensors
+        tau, v_threshold, v_reset, decay_input = ctx.params
+        a, sg_fn, detach = ctx.alpha, ctx.sg_fn, ctx.detach_reset
+        g_v = g_v if ctx.return_v else None
+        g_x = torch.empty_like(h_seq)
+        z, sg, tmp = (torch.empty_like(h_seq[0]) for _ in range(3))
+        a_t = torch.full((), a, dtype=z.dtype, device=z.device)
+        carry = torch.empty_like(z)  # dL/dv_t from the later steps (and, at the end, dL/dv_init)
+        T = h_seq.shape[0]
+        for t in range(T - 1, -1, -1):
+            h, s = h_seq[t], spikes[t]
+            torch.sub(h, v_threshold, out=z)
+            if sg_fn is _qgate_grad:  # alpha - alpha^2 |z|, clamped at 0
+                torch.add(a_t, torch.abs(z, out=sg), alpha=-a * a, out=sg).clamp_(min=0.0)
+            else:
+                sg.copy_(sg_fn(z, a))
+            # dL/dv_t (after reset): from the later steps and from v_seq; none at the last step
+            if t == T - 1:
+                gv = None if g_v is None else carry.copy_(g_v[t])
+            else:
+                gv = carry if g_v is None else carry.add_(g_v[t])
+            if gv is None:
+                gh = torch.mul(sg, g_spikes[t], out=sg)
+            else:
+                if v_reset is None:
+                    if not detach:  # dv/dh = 1 - v_threshold g
+                        gv.sub_(torch.mul(gv, sg, out=tmp).mul_(v_threshold))
+                else:
+                    extra = None if detach else gv * (v_reset - h) * sg  # through the spike in the reset
+                    gv.addcmul_(gv, s, value=-1.0)  # dv/dh = 1 - s
+                    if extra is not None:
+                        gv.add_(extra)
+                gh = torch.addcmul(gv, sg, g_spikes[t], out=sg)  # dL/ds_t g + dL/dv_t dv_t/dh_t
+            if decay_input:
+                torch.div(gh, tau, out=g_x[t])
+                torch.sub(gh, g_x[t], out=carry)
+            else:
+                g_x[t].copy_(gh)
+                torch.sub(gh, torch.div(gh, tau, out=tmp), out=carry)
+        return g_x, carry, None, None, None, None, None
 
 
 class LIF(nn.Module):
