@@ -12,8 +12,9 @@ from tmkt_data.errors import FormatError
 MAX_FILE_BYTES = 8 * 1024**3
 
 
-def read_file_bytes(path: str | os.PathLike[str], *, allow_empty: bool = False) -> bytes:
-    """Read a whole file, turning OS errors and empty files into :class:`FormatError`."""
+def check_file(path: str | os.PathLike[str]) -> tuple[Path, int]:
+    """(path, size in bytes) of an event file that exists, is a file, is not empty and is not
+    absurdly large; otherwise :class:`FormatError`."""
     p = Path(path)
     try:
         size = p.stat().st_size
@@ -23,10 +24,16 @@ def read_file_bytes(path: str | os.PathLike[str], *, allow_empty: bool = False) 
         raise FormatError(p, f"cannot stat file ({err.strerror})") from None
     if p.is_dir():
         raise FormatError(p, "is a folder, expected an event file")
-    if size == 0 and not allow_empty:
+    if size == 0:
         raise FormatError(p, "file is empty, expected event data", offset=0)
     if size > MAX_FILE_BYTES:
         raise FormatError(p, f"file is {size} bytes, larger than the {MAX_FILE_BYTES}-byte limit")
+    return p, size
+
+
+def read_file_bytes(path: str | os.PathLike[str]) -> bytes:
+    """Read a whole file, turning OS errors and empty files into :class:`FormatError`."""
+    p, _ = check_file(path)
     try:
         return p.read_bytes()
     except OSError as err:

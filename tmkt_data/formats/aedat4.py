@@ -49,14 +49,13 @@ import hashlib
 import os
 import struct
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tmkt_data.errors import EventsError, FormatError
 from tmkt_data.events import Recording, check_in_sensor, recording_from_absolute, sort_events
-from tmkt_data.formats._io import MAX_FILE_BYTES, atomic_write_bytes
+from tmkt_data.formats._io import atomic_write_bytes, check_file
 
 NAME = "aedat4"
 EXTENSIONS = (".aedat4",)
@@ -268,19 +267,7 @@ def read(path: str | os.PathLike[str], *, stream: int | None = None) -> Recordin
     """
     import aedat
 
-    p = Path(path)
-    try:
-        fsize = p.stat().st_size
-    except FileNotFoundError:
-        raise FormatError(p, "file not found") from None
-    except OSError as err:
-        raise FormatError(p, f"cannot stat file ({err.strerror})") from None
-    if p.is_dir():
-        raise FormatError(p, "is a folder, expected an event file")
-    if fsize == 0:
-        raise FormatError(p, "file is empty, expected event data", offset=0)
-    if fsize > MAX_FILE_BYTES:
-        raise FormatError(p, f"file is {fsize} bytes, larger than the {MAX_FILE_BYTES}-byte limit")
+    p, fsize = check_file(path)
     try:
         with open(p, "rb") as fh:
             head = fh.read(_HEADER_START)

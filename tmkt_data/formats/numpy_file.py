@@ -42,7 +42,8 @@ import numpy.lib.format as npformat
 
 from tmkt_data.errors import EventsError, FormatError
 from tmkt_data.events import Recording, check_in_sensor, is_sorted, recording_from_absolute, sort_events
-from tmkt_data.formats._io import MAX_FILE_BYTES, atomic_path, finish_atomic
+from tmkt_data.formats._io import atomic_path, finish_atomic
+from tmkt_data.formats._io import check_file as _check_file
 
 NAME = "npy"
 EXTENSIONS = (".npy", ".npz")
@@ -250,21 +251,8 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
 
 def check_file(path: str | os.PathLike[str]) -> Path:
-    """Existence, folder, emptiness and size checks, as :func:`read_file_bytes` does."""
-    p = Path(path)
-    try:
-        size = p.stat().st_size
-    except FileNotFoundError:
-        raise FormatError(p, "file not found") from None
-    except OSError as err:
-        raise FormatError(p, f"cannot stat file ({err.strerror})") from None
-    if p.is_dir():
-        raise FormatError(p, "is a folder, expected an event file")
-    if size == 0:
-        raise FormatError(p, "file is empty, expected event data", offset=0)
-    if size > MAX_FILE_BYTES:
-        raise FormatError(p, f"file is {size} bytes, larger than the {MAX_FILE_BYTES}-byte limit")
-    return p
+    """Existence, folder, emptiness and size checks (:func:`tmkt_data.formats._io.check_file`)."""
+    return _check_file(path)[0]
 
 
 def canonical_columns(events: np.ndarray, t0_abs: int = 0) -> dict[str, np.ndarray]:
