@@ -45,7 +45,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from tmkt_data.convert import default_shard_samples
 from tmkt_data.loader import StoreBatches
-from tmkt_data.store import StoreGeometry, create_store, finalize_store, write_shard
+from tmkt_data.store import StoreGeometry, create_store, finalize_store, sample_row, write_shard
 
 T, P, SENSOR, SIZE = 10, 2, 128, 48
 BATCH = 64
@@ -152,20 +152,7 @@ def build(work: Path, n: int) -> dict:
     for k in range(geo.n_shards):
         a, b = geo.shard_range(k)
         rows = [
-            {
-                "sample_id": f"{CLASSES[labels[i]]}/{i:06d}",
-                "source_path": "",
-                "labels": int(labels[i]),
-                "split": "train",
-                "valid": True,
-                "n_events": 0,
-                "n_binned": 0,
-                "n_saturated": 0,
-                "duration_us": 0,
-                "source_bytes": 0,
-                "source_sha256": "",
-            }
-            for i in range(a, b)
+            sample_row(f"{CLASSES[labels[i]]}/{i:06d}", labels[i], "train", valid=True) for i in range(a, b)
         ]
         write_shard(store, k, frames[a:b].astype(np.float16), rows, "bench")
     finalize_store(store)

@@ -307,7 +307,7 @@ def build_store(path: Path, n: int, dtype: str, seed: int) -> dict:
     import numpy as np
 
     from tmkt_data.convert import default_shard_samples
-    from tmkt_data.store import StoreGeometry, create_store, finalize_store, write_shard
+    from tmkt_data.store import StoreGeometry, create_store, finalize_store, sample_row, write_shard
 
     t0 = time.perf_counter()
     shape = (T, C, SIZE, SIZE)
@@ -322,20 +322,7 @@ def build_store(path: Path, n: int, dtype: str, seed: int) -> dict:
         lam = rng.gamma(0.3, 0.3, size=(b - a, 1, 1, SIZE, SIZE))
         frames = rng.poisson(lam, size=(b - a, *shape)).astype(dtype)
         rows = [
-            {
-                "sample_id": f"{classes[labels[i]]}/{i:06d}",
-                "source_path": "",
-                "labels": int(labels[i]),
-                "split": "train",
-                "valid": True,
-                "n_events": 0,
-                "n_binned": 0,
-                "n_saturated": 0,
-                "duration_us": 0,
-                "source_bytes": 0,
-                "source_sha256": "",
-            }
-            for i in range(a, b)
+            sample_row(f"{classes[labels[i]]}/{i:06d}", labels[i], "train", valid=True) for i in range(a, b)
         ]
         write_shard(path, k, frames, rows, "bench")
     finalize_store(path)

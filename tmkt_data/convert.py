@@ -34,6 +34,7 @@ from tmkt_data.store import (
     open_store,
     params_hash,
     remove_store,
+    sample_row,
     write_shard,
 )
 
@@ -192,20 +193,9 @@ def convert_shard(job: ShardJob) -> dict[str, Any]:
     n_events = 0
     for i, spec in enumerate(job.samples):
         src = job.index.source(spec)
-        row: dict[str, Any] = {
-            "sample_id": spec.sample_id,
-            "source_path": spec.path,
-            "labels": spec.label,
-            "split": spec.split,
-            "alt_splits": dict(spec.alt_splits),
-            "valid": False,
-            "n_events": 0,
-            "n_binned": 0,
-            "n_saturated": 0,
-            "duration_us": 0,
-            "source_bytes": 0,
-            "source_sha256": "",
-        }
+        row = sample_row(
+            spec.sample_id, spec.label, spec.split, source_path=spec.path, alt_splits=dict(spec.alt_splits)
+        )
         try:
             row["source_bytes"] = src.stat().st_size
             frames[i], counts = sample_frames(job.index, spec, opts, cache)

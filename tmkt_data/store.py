@@ -44,6 +44,16 @@ SAMPLE_FIELDS: dict[str, Any] = {
 }
 
 
+def sample_row(sample_id: str, label: int, split: str, **fields: Any) -> dict[str, Any]:
+    """One sample's metadata for a shard record: every :data:`SAMPLE_FIELDS` key, with
+    empty defaults (invalid, no events, no source) unless given in ``fields``."""
+    empty = {str: "", np.bool_: False}
+    row: dict[str, Any] = {name: empty.get(kind, 0) for name, kind in SAMPLE_FIELDS.items()}
+    row.update(sample_id=sample_id, labels=int(label), split=split, valid=False)
+    row.update(fields)
+    return row
+
+
 class StoreError(TmktError, ValueError):
     """A store is missing, corrupt, or was made with other parameters."""
 
