@@ -668,6 +668,51 @@ def test_decoder_matches_numpy_reference(tmp_path, chip, orientation, seed):
         assert rec.metadata["dropped_special"] == 0
 
 
+def _plain_records(rng, chip: str, n: int) -> list[tuple[int, int]]:
+    """Records the straight decoding loop finishes: no special record, no wrap, no backward step."""
+    recs = random_records(rng, chip, n, special=0.0, backward=0.0, t_start=1000)
+    t = np.cumsum(rng.integers(0, 50, n)) + 1000  # small steps, repeats included: never wraps
+    return [(a, int(ti)) for (a, _), ti in zip(recs, t, strict=True)]
+
+
+@pytest.mark.parametrize("orientation", ["raw", "jaer", "image", "spikingjelly"])
+@pytest.mark.parametrize(
+    ("chip", "late"),
+    [
+        (chip, late)
+        for chip in ("dvs128", "davis240", "davis346")
+        for late in (None, "special", "wrap", "backward", "bad_xy")
+        if not (chip == "dvs128" and late == "bad_xy")  # DVS128 addresses hold only 0..127
+    ],
+)
+def test_straight_loop_and_late_fallback_match_reference(tmp_path, chip, orientation, late):
+    """The straight loop decodes a plain file alone; a file that breaks its conditions only
+    at the last record is decoded again by the general loop, with the same result as the
+    numpy reference."""
+    rng = np.random.default_rng([len(chip), len(orientation), len(late or "")])
+    recs = _plain_records(rng, chip, 3000)
+    w, h = SIZES[chip]
+    a_last, t_last = recs[-1]
+    if late == "special":
+        recs[-1] = (a_last | (0x80000000 if chip == "dvs128" else 0x400), t_last)
+    elif late == "wrap":
+        recs.append((recs[0][0], (t_last + 2**31 + 5) % 2**32))  # forward gap over 2**31: no wrap
+        recs.append((recs[1][0], 7))  # drop of more than 2**31: one wrap
+    elif late == "backward":
+        recs[-1] = (a_last, t_last - 100)
+    elif late == "bad_xy":
+        recs[-1] = (davis_addr(w, 0, 1), t_last)
+    data = header(
+        {"dvs128": DVS128_CLASS, "davis240": DAVIS240_CLASS, "davis346": DAVIS346_CLASS}[chip]
+    ) + body(recs)
+    rec = _check_against_reference(put(tmp_path, data), data, "2.0", chip, orientation)
+    if late is None:
+        assert rec.metadata["dropped_special"] == 0 and rec.metadata["resorted"] is False
+        assert len(rec) == 3000
+    elif late == "bad_xy":
+        assert rec is None
+
+
 @pytest.mark.parametrize("orientation", ["raw", "jaer", "image", "spikingjelly"])
 def test_decoder_matches_numpy_reference_aedat1(tmp_path, orientation):
     rng = np.random.default_rng(11)
