@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,17 +124,61 @@ def default_shard_samples(n_samples: int, frame_shape: tuple[int, ...], itemsize
     return int(min(by_size, by_count))
 
 
-def sample_frames(
-    index: DatasetIndex, spec: SampleSpec, options: ConvertOptions, cache: dict[str, Any]
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Frames of one sample in the stored dtype, its counts and the source file's sha256.
+@dataclass
+class _Binned:
+    """Count frames of one sample and the facts recorded with them."""
 
-    Counts: ``n_events`` (events of the sample), ``n_binned`` (events the
-    frames hold before resizing), ``n_saturated`` (cells clipped by an integer
-    dtype), ``duration_us`` (slice length, or first-to-last event time).
-    ``cache`` keeps the last recording read, so several time slices of one file
-    (DVS Gesture, N-Omniglot) decode it once.
-    """
+    frames: np.ndarray
+    n_saturated: int
+    n_events: int
+    n_binned: int
+    duration_us: int
+    sha256: str
+
+
+def _bin_file_directly(
+    index: DatasetIndex, spec: SampleSpec, options: ConvertOptions, count_dtype: np.dtype
+) -> _Binned | None:
+    """Frames counted straight from an AEDAT 2.0 file (:func:`aedat2.read_frames`), or None
+    when that does not apply: another format, a time slice, a crop, or a file with special
+    records, wraps or backward steps (those go through :func:`_bin_events`)."""
+    from tmkt_data.formats import aedat2
+
+    ro = index.read_options
+    if ro.get("format") != "aedat2" or spec.start_us is not None or spec.end_us is not None:
+        return None
+    if index.notes.get("crop") is not None or set(ro) - {"format", "chip", "orientation"}:
+        return None
+    floats = count_dtype.kind == "f"
+    res = aedat2.read_frames(
+        index.source(spec),
+        n_frames=options.frames,
+        split_by=options.split_by,
+        remainder=options.remainder,
+        chip=ro.get("chip", "auto"),
+        orientation=ro.get("orientation", "auto"),
+        dtype=np.float32 if floats else np.int32,
+    )
+    if res is None or tuple(res.sensor_size) != tuple(index.sensor_size):
+        return None
+    frames, n_sat = res.frames, 0
+    if not floats:  # int32 counts -> the integer dtype, as to_frames stores them
+        maxv = int(np.iinfo(count_dtype).max)
+        n_sat = int(np.count_nonzero(frames > maxv))
+        if n_sat and count_dtype.kind == "u":
+            np.minimum(frames, maxv, out=frames)  # saturate; int16 wraps in the cast, as in to_frames
+        frames = frames.astype(count_dtype)
+    return _Binned(frames, n_sat, res.n_events, res.n_binned, res.duration_us, res.metadata["sha256"])
+
+
+def _bin_events(
+    index: DatasetIndex,
+    spec: SampleSpec,
+    options: ConvertOptions,
+    count_dtype: np.dtype,
+    cache: dict[str, Any],
+) -> _Binned:
+    """Frames of one sample from its events: read (or reuse) the recording, slice, bin."""
     from tmkt_data.formats import read_events
 
     src = str(index.source(spec))
@@ -143,10 +187,6 @@ def sample_frames(
         cache.update(path=src, rec=read_events(src, **index.read_options))
     rec = cache["rec"]
     events = load_sample(index, spec, rec, check=False)  # to_frames checks the coordinates
-    sliced = spec.start_us is not None or spec.end_us is not None
-    dtype = options.resolved_dtype()
-    resized = options.size is not None and options.resize != "none"
-    count_dtype = np.float32 if (resized or dtype.startswith("float")) else np.dtype(dtype)
     mode = {"n_time_bins" if options.split_by == "time" else "n_event_bins": options.frames}
     try:
         frames, n_sat = to_frames(
@@ -166,18 +206,39 @@ def sample_frames(
         if options.remainder == "last"
         else int(round(float(frames.sum(dtype=np.float64))))
     )
-    if resized:
-        frames = resize_frames(frames, options.size, options.resize)
-    if sliced and spec.start_us is not None and spec.end_us is not None:
+    if spec.start_us is not None and spec.end_us is not None:
         duration = int(spec.end_us - spec.start_us)
     else:
         duration = int(events["t"][-1] - events["t"][0]) if events.size else 0
+    sha = rec.metadata.get("sha256") or file_sha256(src)  # readers hash what they read
+    return _Binned(frames, int(n_sat), int(events.shape[0]), n_binned, duration, sha)
+
+
+def sample_frames(
+    index: DatasetIndex, spec: SampleSpec, options: ConvertOptions, cache: dict[str, Any]
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Frames of one sample in the stored dtype, its counts and the source file's sha256.
+
+    Counts: ``n_events`` (events of the sample), ``n_binned`` (events the
+    frames hold before resizing), ``n_saturated`` (cells clipped by an integer
+    dtype), ``duration_us`` (slice length, or first-to-last event time).
+    ``cache`` keeps the last recording read, so several time slices of one file
+    (DVS Gesture, N-Omniglot) decode it once. Whole AEDAT 2.0 files are counted
+    straight from their bytes when they allow it (the same frames, faster).
+    """
+    dtype = options.resolved_dtype()
+    resized = options.size is not None and options.resize != "none"
+    count_dtype = np.dtype(np.float32 if (resized or dtype.startswith("float")) else dtype)
+    b = _bin_file_directly(index, spec, options, count_dtype)
+    if b is None:
+        b = _bin_events(index, spec, options, count_dtype, cache)
+    frames = resize_frames(b.frames, options.size, options.resize) if resized else b.frames
     counts = {
-        "n_events": int(events.shape[0]),
-        "n_binned": n_binned,
-        "n_saturated": int(n_sat),
-        "duration_us": duration,
-        "source_sha256": rec.metadata.get("sha256") or file_sha256(src),  # readers hash what they read
+        "n_events": b.n_events,
+        "n_binned": b.n_binned,
+        "n_saturated": b.n_saturated,
+        "duration_us": b.duration_us,
+        "source_sha256": b.sha256,
     }
     return frames.astype(dtype, copy=False), counts
 
@@ -251,7 +312,9 @@ def store_params(index: DatasetIndex, options: ConvertOptions) -> dict[str, Any]
 
 def index_hash(index: DatasetIndex) -> str:
     """Hash of the sample list (ids, files, labels, splits, slices): detects a changed raw tree."""
-    return params_hash({"samples": [asdict(s) for s in index.samples], "classes": index.classes})
+    names = [f.name for f in fields(SampleSpec)]  # asdict's dicts, without its deep copies
+    samples = [{name: getattr(s, name) for name in names} for s in index.samples]
+    return params_hash({"samples": samples, "classes": index.classes})
 
 
 @dataclass
@@ -274,7 +337,8 @@ def prepare_store(
 ) -> tuple[StoreGeometry, str, set[int]]:
     """Create the store or check an existing one; returns its geometry, key and finished shards."""
     params = store_params(index, options)
-    key = params_hash({"params": params, "index": index_hash(index)})
+    sample_list_hash = index_hash(index)
+    key = params_hash({"params": params, "index": sample_list_hash})
     shape = frame_shape(index, options)
     dtype = options.resolved_dtype()
     shard = options.shard_samples or default_shard_samples(
@@ -307,7 +371,7 @@ def prepare_store(
         "classes": list(index.classes),
         "params": params,
         "params_hash": key,
-        "index_hash": index_hash(index),
+        "index_hash": sample_list_hash,
         "tmkt_version": params["tmkt_version"],
         "split_info": index.split_info,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -331,7 +395,8 @@ def run_shards(
 
     if not jobs:
         return
-    tasks = [dask.delayed(convert_shard, pure=False)(job) for job in jobs]
+    # traverse=False: a job is one opaque argument (dask would otherwise walk every SampleSpec)
+    tasks = [dask.delayed(convert_shard, pure=False)(dask.delayed(job, traverse=False)) for job in jobs]
     if scheduler:
         from distributed import Client, as_completed
 

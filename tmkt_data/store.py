@@ -120,18 +120,7 @@ def create_store(
     attrs: dict[str, Any],
 ) -> zarr.Group:
     """Create an empty store at ``path`` (which must not exist) with ``status = "in_progress"``."""
-    group = zarr.open_group(str(path), mode="w-", zarr_format=3)
     n = geometry.n_samples
-    group.create_array(
-        "frames",
-        shape=(n, *geometry.frame_shape),
-        chunks=(1, *geometry.frame_shape),
-        shards=(geometry.shard_samples, *geometry.frame_shape),
-        dtype=geometry.dtype,
-        compressors=frames_compressor(geometry.dtype),
-        fill_value=0,
-        dimension_names=("sample", "time", "polarity", "y", "x"),
-    )
     full = dict(attrs)
     full.update(
         format=STORE_FORMAT,
@@ -143,7 +132,17 @@ def create_store(
         shard_samples=geometry.shard_samples,
         n_shards=geometry.n_shards,
     )
-    group.attrs.update(full)
+    group = zarr.open_group(str(path), mode="w-", zarr_format=3, attributes=full)
+    group.create_array(
+        "frames",
+        shape=(n, *geometry.frame_shape),
+        chunks=(1, *geometry.frame_shape),
+        shards=(geometry.shard_samples, *geometry.frame_shape),
+        dtype=geometry.dtype,
+        compressors=frames_compressor(geometry.dtype),
+        fill_value=0,
+        dimension_names=("sample", "time", "polarity", "y", "x"),
+    )
     group.create_group("_tmkt", attributes={"about": "tmkt bookkeeping: per-shard completion records"})
     (path / _RECORDS).mkdir(parents=True, exist_ok=True)
     return group
@@ -279,30 +278,21 @@ def finalize_store(path: Path, extra_attrs: dict[str, Any] | None = None) -> zar
         rows.extend(rec["samples"])
     if len(rows) != geo.n_samples:
         raise StoreError(f"{path}: records hold {len(rows)} samples, expected {geo.n_samples}")
+    arrays: dict[str, np.ndarray] = {}
     for name, dtype in SAMPLE_FIELDS.items():
-        values = np.array([r[name] for r in rows], dtype=dtype if dtype is not str else object)
-        if dtype is str:
-            values = values.astype(str)
-        if name in group:
-            del group[name]
-        group.create_array(
-            name,
-            shape=values.shape,
-            dtype=values.dtype if dtype is not str else str,
-            chunks=(max(1, len(values)),),
-            dimension_names=("sample",),
-        )
-        group[name][:] = values
+        arrays[name] = np.array([r[name] for r in rows], dtype=dtype if dtype is not str else object)
     alt_names = sorted({name for r in rows for name in r.get("alt_splits", {})})
     for name in alt_names:
-        values = np.array([r.get("alt_splits", {}).get(name, "") for r in rows]).astype(str)
-        key = f"split_{name}"
-        if key in group:
-            del group[key]
-        group.create_array(
-            key, shape=values.shape, dtype=str, chunks=(max(1, len(values)),), dimension_names=("sample",)
+        arrays[f"split_{name}"] = np.array(
+            [r.get("alt_splits", {}).get(name, "") for r in rows], dtype=object
         )
-        group[key][:] = values
+    existing = set(group.array_keys())
+    for name, values in arrays.items():
+        if name in existing:  # finalising again: a run stopped while finalising
+            del group[name]
+        if values.dtype == object:  # variable-length UTF-8 strings in Zarr
+            values = values.astype(np.dtypes.StringDType())
+        group.create_array(name, data=values, chunks=(max(1, len(values)),), dimension_names=("sample",))
     failures = [
         {"sample_id": r["sample_id"], "path": r["source_path"], "reason": r["failure"]}
         for r in rows

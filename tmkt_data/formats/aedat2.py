@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import numba
@@ -194,12 +195,44 @@ def _be32(b, o):  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
+def _record(body, o, rec_size, davis):  # pragma: no cover - compiled
+    """(address, timestamp, raw_x, raw_y, ON flag) of the record at byte ``o`` (uint64)."""
+    if rec_size == 8:
+        a = _be32(body, o)
+    else:
+        a = (np.int64(body[o]) << 8) | np.int64(body[o + np.uint64(1)])
+    t = _be32(body, o + np.uint64(rec_size - 4))
+    if davis:
+        return a, t, (a >> 12) & 0x3FF, (a >> 22) & 0x1FF, (a >> 11) & 1
+    return a, t, (a >> 1) & 0x7F, (a >> 8) & 0x7F, 1 - (a & 1)
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _orient(rx, ry, w, h, orient):  # pragma: no cover - compiled
+    """(x, y) of raw chip coordinates under the orientation code ``orient`` (module docstring)."""
+    if orient == 0:  # raw
+        return rx, ry
+    if orient == 1:  # jaer
+        return (w - 1) - rx, ry
+    if orient == 2:  # image
+        return (w - 1) - rx, (h - 1) - ry
+    return (h - 1) - ry, (w - 1) - rx  # spikingjelly
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _drop_mask(davis):  # pragma: no cover - compiled
+    """Address bits that mark a record as not a DVS event (special/external, APS, IMU)."""
+    return np.int64(0x80000400) if davis else np.int64(0x80008000)
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
 def _decode_records(body, rec_size, davis, w, h, orient, out):  # pragma: no cover - compiled
-    """The loop of :func:`_decode_body`; inlined with a constant ``rec_size`` so the loads specialise."""
+    """The general loop of :func:`_decode_body`; inlined with a constant ``rec_size`` so the
+    loads specialise."""
     n = body.shape[0] // rec_size
     half = np.int64(1) << 31
     wrap = np.int64(1) << 32
-    drop = np.int64(0x80000400) if davis else np.int64(0x80008000)
+    drop = _drop_mask(davis)
     k = 0
     wraps = 0
     shift = np.int64(0)
@@ -208,40 +241,16 @@ def _decode_records(body, rec_size, davis, w, h, orient, out):  # pragma: no cov
     last = np.int64(0)
     monotonic = True
     for i in range(np.uint64(n)):
-        o = i * np.uint64(rec_size)
-        if rec_size == 8:
-            a = _be32(body, o)
-        else:
-            a = (np.int64(body[o]) << 8) | np.int64(body[o + np.uint64(1)])
-        t = _be32(body, o + np.uint64(rec_size - 4))
+        a, t, rx, ry, p = _record(body, i * np.uint64(rec_size), rec_size, davis)
         if i > np.uint64(0) and t - prev < -half:  # a 2**32 wrap, counted over all records
             shift += wrap
             wraps += 1
         prev = t
         if a & drop:
             continue
-        if davis:
-            rx = (a >> 12) & 0x3FF
-            ry = (a >> 22) & 0x1FF
-            p = (a >> 11) & 1
-            if rx >= w or ry >= h:
-                return k, wraps, np.int64(i), monotonic, t_first
-        else:
-            rx = (a >> 1) & 0x7F
-            ry = (a >> 8) & 0x7F
-            p = 1 - (a & 1)
-        if orient == 0:  # raw
-            x = rx
-            y = ry
-        elif orient == 1:  # jaer
-            x = (w - 1) - rx
-            y = ry
-        elif orient == 2:  # image
-            x = (w - 1) - rx
-            y = (h - 1) - ry
-        else:  # spikingjelly
-            x = (h - 1) - ry
-            y = (w - 1) - rx
+        if davis and (rx >= w or ry >= h):
+            return k, wraps, np.int64(i), monotonic, t_first
+        x, y = _orient(rx, ry, w, h, orient)
         ta = t + shift
         if k == 0:
             t_first = ta
@@ -258,6 +267,13 @@ def _decode_records(body, rec_size, davis, w, h, orient, out):  # pragma: no cov
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
+def _plain_break(a, t, prev, rx, ry, davis, w, h):  # pragma: no cover - compiled
+    """True when a record ends the straight loops: special, backward in time, or outside the chip."""
+    bad_xy = (rx >= w) | (ry >= h) if davis else False
+    return (a & _drop_mask(davis) != 0) | (t < prev) | bad_xy
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
 def _decode_plain(body, rec_size, davis, w, h, orient, out):  # pragma: no cover - compiled
     """The common case of :func:`_decode_records` in one straight loop: every record is an
     event (no special ones), inside the chip, and no timestamp is smaller than the one
@@ -266,43 +282,14 @@ def _decode_plain(body, rec_size, davis, w, h, orient, out):  # pragma: no cover
     avoid negative-index code so the byte loads combine. About 1.4x faster than the
     general loop."""
     n = body.shape[0] // rec_size
-    drop = np.int64(0x80000400) if davis else np.int64(0x80008000)
-    step = np.uint64(rec_size)
-    t_off = np.uint64(rec_size - 4)
-    t_first = _be32(body, t_off)
+    t_first = _be32(body, np.uint64(rec_size - 4))
     prev = t_first
     for i in range(np.uint64(n)):
-        o = i * step
-        if rec_size == 8:
-            a = _be32(body, o)
-        else:
-            a = (np.int64(body[o]) << 8) | np.int64(body[o + np.uint64(1)])
-        t = _be32(body, o + t_off)
-        if davis:
-            rx = (a >> 12) & 0x3FF
-            ry = (a >> 22) & 0x1FF
-            p = (a >> 11) & 1
-            bad = (rx >= w) | (ry >= h)
-        else:
-            rx = (a >> 1) & 0x7F
-            ry = (a >> 8) & 0x7F
-            p = 1 - (a & 1)
-            bad = False
-        if (a & drop != 0) | (t < prev) | bad:
+        a, t, rx, ry, p = _record(body, i * np.uint64(rec_size), rec_size, davis)
+        if _plain_break(a, t, prev, rx, ry, davis, w, h):
             return np.int64(i), t_first
         prev = t
-        if orient == 0:  # raw
-            x = rx
-            y = ry
-        elif orient == 1:  # jaer
-            x = (w - 1) - rx
-            y = ry
-        elif orient == 2:  # image
-            x = (w - 1) - rx
-            y = (h - 1) - ry
-        else:  # spikingjelly
-            x = (h - 1) - ry
-            y = (w - 1) - rx
+        x, y = _orient(rx, ry, w, h, orient)
         e = out[i]
         e.t = t - t_first
         e.x = x
@@ -344,20 +331,116 @@ def _decode_body(body, rec_size, davis, w, h, orient, out):  # pragma: no cover 
     return _decode_records(body, 6, davis, w, h, orient, out)
 
 
-def read(path: str | os.PathLike[str], *, chip: str = "auto", orientation: str = "auto") -> Recording:
-    """Read a jAER AEDAT 2.0 (or 1.0) file.
+#: records decoded per block by :func:`_bin_plain` before their cells are incremented
+_BIN_BLOCK = 4096
 
-    Args:
-        path: the file.
-        chip: ``"auto"`` (from the ``# AEChip:`` header line, else DVS128),
-            ``"dvs128"``, ``"davis240"`` or ``"davis346"``.
-        orientation: ``"auto"`` (``spikingjelly`` for DVS128, ``image`` for
-            DAVIS), ``"spikingjelly"``, ``"jaer"``, ``"image"`` or ``"raw"``;
-            see the module docstring for the formulas.
 
-    Raises:
-        FormatError: bad header, partial trailing record, coordinates outside the chip.
+@numba.njit(nogil=True, cache=True, inline="always")
+def _bin_records(body, rec_size, davis, w, h, orient, by_time, n_frames, clamp, out):  # pragma: no cover
+    """The loop of :func:`_bin_plain` with a constant ``rec_size``."""
+    n = body.shape[0] // rec_size
+    t_off = np.uint64(rec_size - 4)
+    t_first = _be32(body, t_off)
+    t_last = _be32(body, np.uint64(n - 1) * np.uint64(rec_size) + t_off)
+    width = h if orient == 3 else w  # the oriented sensor
+    plane = np.int64(width) * (w if orient == 3 else h)
+    fsize = 2 * plane
+    # frame k holds q in [k * d, (k + 1) * d), q = t - t_first (time) or the event index
+    d = (t_last - t_first) // n_frames if by_time else np.int64(n // n_frames)
+    k = 0 if d > 0 else n_frames  # d = 0: every frame is empty, the last one holds all with clamp
+    bound = d
+    base = np.int64(0) if d > 0 else (n_frames - 1) * fsize
+    cells = np.empty(_BIN_BLOCK, dtype=np.int64)
+    prev = t_first
+    binned = 0
+    for b0 in range(0, n, _BIN_BLOCK):
+        m = 0
+        for i in range(np.uint64(b0), np.uint64(min(b0 + _BIN_BLOCK, n))):
+            a, t, rx, ry, p = _record(body, i * np.uint64(rec_size), rec_size, davis)
+            if _plain_break(a, t, prev, rx, ry, davis, w, h):
+                return np.int64(i), t_first, t_last, binned
+            prev = t
+            q = t - t_first if by_time else np.int64(i)
+            if q >= bound and k < n_frames:  # next frame(s)
+                while q >= bound and k < n_frames:
+                    k += 1
+                    bound += d
+                    base += fsize
+                if k == n_frames:  # past the last frame: the remainder
+                    base = (n_frames - 1) * fsize
+            if k == n_frames and not clamp:
+                continue
+            x, y = _orient(rx, ry, w, h, orient)
+            cells[m] = base + p * plane + y * width + x
+            m += 1
+        for j in range(m):  # scattered increments from a small, cache-resident list
+            out[cells[j]] += 1
+        binned += m
+    return np.int64(n), t_first, t_last, binned
+
+
+@numba.njit(nogil=True, cache=True)
+def _bin_plain(body, rec_size, davis, w, h, orient, by_time, n_frames, clamp, out):  # pragma: no cover
+    """Count the events of a plain file (see :func:`_decode_plain`) straight into frames.
+
+    ``out`` is the flat C-order view of ``(n_frames, 2, H, W)`` counts (H, W the
+    oriented sensor), zeroed here. Frames split the events by count (``by_time``
+    False: ``n // n_frames`` events each) or by time (``(t_last - t_first) //
+    n_frames`` us each) exactly as :func:`tmkt_data.binning.to_frames` with
+    ``n_event_bins`` / ``n_time_bins`` and ``overlap=0``; ``clamp`` puts the
+    remainder in the last frame (``remainder="last"``), else it is dropped.
+
+    Returns ``(stop, t_first, t_last, n_binned)``; ``stop < n`` means the file is not
+    plain (its record ``stop`` is special, goes back in time or lies outside the chip)
+    and ``out`` is incomplete. Decoding and counting run in blocks: the cell indices
+    of a block are computed first, then incremented, which is faster than decoding to
+    events and binning them in two passes over memory.
     """
+    out[:] = 0
+    if rec_size == 8:
+        return _bin_records(body, 8, davis, w, h, orient, by_time, n_frames, clamp, out)
+    return _bin_records(body, 6, davis, w, h, orient, by_time, n_frames, clamp, out)
+
+
+@dataclass(frozen=True)
+class _Body:
+    """A read file: its bytes, parsed header and the record body (a uint8 view)."""
+
+    data: bytes
+    lines: list[str]
+    start: int
+    version: str
+    chip: str
+    aechip: str | None
+    orientation: str
+    rec_size: int
+    body: np.ndarray
+
+    @property
+    def n_records(self) -> int:
+        return self.body.shape[0] // self.rec_size
+
+    @property
+    def sensor_size(self) -> tuple[int, int]:
+        w, h = CHIPS[self.chip]
+        return (h, w) if self.orientation == "spikingjelly" else (w, h)
+
+    def metadata(self, dropped: int, wraps: int, resorted: bool) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "chip": self.chip,
+            "aechip": self.aechip,
+            "orientation": self.orientation,
+            "dropped_special": int(dropped),
+            "timestamp_wraps": int(wraps),
+            "resorted": bool(resorted),
+            "header": self.lines,
+            "sha256": hashlib.sha256(self.data).hexdigest(),
+        }
+
+
+def _open(path: str | os.PathLike[str], chip: str, orientation: str) -> _Body:
+    """Read the file, parse its header, resolve chip and orientation, check the body length."""
     data = read_file_bytes(path)
     lines, start = read_hash_header(data, path)
     version = _version_from_header(lines, path)
@@ -367,10 +450,7 @@ def read(path: str | os.PathLike[str], *, chip: str = "auto", orientation: str =
     else:
         chip = _resolve_chip(chip)
     orientation = _resolve_orientation(orientation, chip)
-    w, h = CHIPS[chip]
-
-    rec_dtype = _REC2 if version == "2.0" else _REC1
-    size = rec_dtype.itemsize
+    size = (_REC2 if version == "2.0" else _REC1).itemsize
     if version == "1.0" and chip != "dvs128":
         raise FormatError(
             path, f"AEDAT 1.0 has 16-bit addresses and cannot hold {chip} events; expected DVS128"
@@ -385,18 +465,38 @@ def read(path: str | os.PathLike[str], *, chip: str = "auto", orientation: str =
             offset=start + n * size,
         )
     body = np.frombuffer(data, dtype=np.uint8, count=n * size, offset=start)  # a view, no copy
+    return _Body(data, lines, start, version, chip, aechip, orientation, size, body)
+
+
+def read(path: str | os.PathLike[str], *, chip: str = "auto", orientation: str = "auto") -> Recording:
+    """Read a jAER AEDAT 2.0 (or 1.0) file.
+
+    Args:
+        path: the file.
+        chip: ``"auto"`` (from the ``# AEChip:`` header line, else DVS128),
+            ``"dvs128"``, ``"davis240"`` or ``"davis346"``.
+        orientation: ``"auto"`` (``spikingjelly`` for DVS128, ``image`` for
+            DAVIS), ``"spikingjelly"``, ``"jaer"``, ``"image"`` or ``"raw"``;
+            see the module docstring for the formulas.
+
+    Raises:
+        FormatError: bad header, partial trailing record, coordinates outside the chip.
+    """
+    f = _open(path, chip, orientation)
+    w, h = CHIPS[f.chip]
+    size, n = f.rec_size, f.n_records
     out = np.empty(n, dtype=EVENT_DTYPE)
     k, n_wraps, bad, monotonic, t0 = _decode_body(
-        body, size, chip != "dvs128", w, h, _ORIENT_CODE[orientation], out
+        f.body, size, f.chip != "dvs128", w, h, _ORIENT_CODE[f.orientation], out
     )
     if bad >= 0:
-        o = bad * size
-        a = int.from_bytes(data[start + o : start + o + size - 4], "big")
+        o = f.start + bad * size
+        a = int.from_bytes(f.data[o : o + size - 4], "big")
         raise FormatError(
             path,
-            f"{chip} event (address 0x{a:08X}) has raw x={(a >> 12) & 0x3FF}, y={(a >> 22) & 0x1FF}, "
+            f"{f.chip} event (address 0x{a:08X}) has raw x={(a >> 12) & 0x3FF}, y={(a >> 22) & 0x1FF}, "
             f"expected x < {w} and y < {h}",
-            offset=start + o,
+            offset=o,
         )
     if k < n:  # special records dropped: a view of the buffer, a copy when most of it would be unused
         out = out[:k] if 2 * k >= n else out[:k].copy()
@@ -407,19 +507,96 @@ def read(path: str | os.PathLike[str], *, chip: str = "auto", orientation: str =
         if d:
             ev["t"] -= d
         t0 += d
-    meta: dict[str, Any] = {
-        "version": version,
-        "chip": chip,
-        "aechip": aechip,
-        "orientation": orientation,
-        "dropped_special": int(n - k),
-        "timestamp_wraps": int(n_wraps),
-        "resorted": not monotonic,
-        "header": lines,
-        "sha256": hashlib.sha256(data).hexdigest(),
-    }
-    sensor = (h, w) if orientation == "spikingjelly" else (w, h)
-    return Recording(ev, sensor, NAME, str(path), int(t0) if k else 0, meta)
+    meta = f.metadata(n - k, n_wraps, not monotonic)
+    return Recording(ev, f.sensor_size, NAME, str(path), int(t0) if k else 0, meta)
+
+
+@dataclass(frozen=True)
+class FileFrames:
+    """Frames counted straight from a file by :func:`read_frames`.
+
+    Attributes:
+        frames: ``(T, 2, H, W)`` event counts (channel 0 OFF, 1 ON).
+        sensor_size: (W, H) of the events, as :func:`read` gives it.
+        n_events: events in the file.
+        n_binned: events the frames hold (fewer than ``n_events`` when the
+            remainder is dropped).
+        t0_abs: the first event's timestamp in the file's clock (us).
+        duration_us: last event time minus first event time.
+        metadata: as :attr:`Recording.metadata` from :func:`read` (sha256 included).
+    """
+
+    frames: np.ndarray
+    sensor_size: tuple[int, int]
+    n_events: int
+    n_binned: int
+    t0_abs: int
+    duration_us: int
+    metadata: dict[str, Any]
+
+
+def read_frames(
+    path: str | os.PathLike[str],
+    *,
+    n_frames: int,
+    split_by: str,
+    remainder: str,
+    chip: str = "auto",
+    orientation: str = "auto",
+    dtype: Any = np.float32,
+) -> FileFrames | None:
+    """Count a file's events into frames without decoding them to an event array first.
+
+    Equal to ``to_frames(read(path, ...).events, sensor_size, n_event_bins=n_frames)``
+    (``split_by="number"``) or ``n_time_bins=n_frames`` (``"time"``) with
+    ``remainder`` and ``overlap=0``, for the common file: every record is a DVS
+    event inside the chip and timestamps never go back (no wrap). Any other file
+    (special records, a wrap, a backward step, a bad coordinate) or an empty one
+    gives None: use :func:`read` and :func:`~tmkt_data.binning.to_frames`.
+
+    Args:
+        path, chip, orientation: as for :func:`read`.
+        n_frames: number of frames T.
+        split_by: ``"number"`` (equal event counts) or ``"time"`` (equal durations).
+        remainder: ``"last"`` (the last frame runs to the last event) or ``"drop"``.
+        dtype: count dtype, ``float32`` or ``int32``.
+
+    Raises:
+        FormatError: as :func:`read` for a bad header or a partial trailing record.
+        EventsError: bad ``n_frames``, ``split_by``, ``remainder`` or ``dtype``.
+    """
+    if not isinstance(n_frames, int | np.integer) or n_frames < 1:
+        raise EventsError(f"n_frames must be a positive integer, got {n_frames!r}")
+    if split_by not in ("number", "time"):
+        raise EventsError(f"split_by must be 'number' or 'time', got {split_by!r}")
+    if remainder not in ("last", "drop"):
+        raise EventsError(f"remainder must be 'last' or 'drop', got {remainder!r}")
+    dt = np.dtype(dtype)
+    if dt not in (np.dtype(np.float32), np.dtype(np.int32)):
+        raise EventsError(f"dtype must be float32 or int32, got {dt}")
+    f = _open(path, chip, orientation)
+    n = f.n_records
+    if n == 0:
+        return None
+    w, h = CHIPS[f.chip]
+    sw, sh = f.sensor_size
+    frames = np.empty((int(n_frames), 2, sh, sw), dtype=dt)
+    stop, t_first, t_last, binned = _bin_plain(
+        f.body,
+        f.rec_size,
+        f.chip != "dvs128",
+        w,
+        h,
+        _ORIENT_CODE[f.orientation],
+        split_by == "time",
+        int(n_frames),
+        remainder == "last",
+        frames.reshape(-1),
+    )
+    if stop < n:
+        return None
+    meta = f.metadata(0, 0, False)
+    return FileFrames(frames, f.sensor_size, n, int(binned), int(t_first), int(t_last - t_first), meta)
 
 
 def _header_bytes(chip: str) -> bytes:
