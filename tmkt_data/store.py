@@ -214,6 +214,63 @@ def encode_shard(frames: np.ndarray, shard_samples: int, dtype: str) -> bytes:
     return b"".join(parts)
 
 
+_ZSTD0 = {"name": "zstd", "configuration": {"level": 0, "checksum": False}}
+
+
+def sample_array_files(values: np.ndarray) -> tuple[dict[str, Any], bytes]:
+    """(``zarr.json`` metadata, bytes of chunk ``c/0``) of a 1-D per-sample array held in one
+    chunk, exactly as zarr-python 3.1 writes ``create_array(name, data=values,
+    chunks=(n,), dimension_names=("sample",))``: ``bytes`` (little-endian) or ``vlen-utf8``
+    (uint32 count, then uint32 length + UTF-8 bytes per item), then zstd level 0. Writing
+    these files directly takes microseconds where zarr-python takes about 2 ms per array."""
+    from numcodecs import Zstd
+
+    n = int(values.shape[0])
+    if values.dtype.kind in "OTU":
+        items = [str(v).encode("utf-8") for v in values]
+        parts = [np.uint32(n).tobytes()]
+        for b in items:
+            parts += [np.uint32(len(b)).tobytes(), b]
+        raw, data_type, fill = b"".join(parts), "string", ""
+        codecs: list[dict[str, Any]] = [{"name": "vlen-utf8", "configuration": {}}]
+    elif values.dtype == np.bool_:
+        raw, data_type, fill = values.astype(np.bool_).tobytes(), "bool", False
+        codecs = [{"name": "bytes"}]
+    else:
+        le = values.dtype.newbyteorder("<")
+        raw, data_type, fill = values.astype(le).tobytes(), values.dtype.name, 0
+        codecs = [{"name": "bytes", "configuration": {"endian": "little"}}]
+    meta = {
+        "shape": [n],
+        "data_type": data_type,
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [max(1, n)]}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": fill,
+        "codecs": [*codecs, _ZSTD0],
+        "attributes": {},
+        "dimension_names": ["sample"],
+        "zarr_format": 3,
+        "node_type": "array",
+        "storage_transformers": [],
+    }
+    return meta, bytes(Zstd(level=0).encode(raw))
+
+
+def write_sample_array(path: Path, name: str, values: np.ndarray) -> None:
+    """Write (or replace) the per-sample array ``name`` of the store at ``path``: the chunk,
+    then the metadata, each to a temporary name and renamed into place."""
+    meta, chunk = sample_array_files(values)
+    folder = path / name
+    (folder / "c").mkdir(parents=True, exist_ok=True)
+    if values.shape[0]:
+        tmp = folder / "c" / ".0.tmp"
+        tmp.write_bytes(chunk)
+        os.replace(tmp, folder / "c" / "0")
+    tmp = folder / ".zarr.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, folder / "zarr.json")
+
+
 def write_shard(path: Path, k: int, frames: np.ndarray, samples: list[dict[str, Any]], key: str) -> dict:
     """Write shard ``k`` (all its samples at once), then its completion record.
 
@@ -286,13 +343,8 @@ def finalize_store(path: Path, extra_attrs: dict[str, Any] | None = None) -> zar
         arrays[f"split_{name}"] = np.array(
             [r.get("alt_splits", {}).get(name, "") for r in rows], dtype=object
         )
-    existing = set(group.array_keys())
-    for name, values in arrays.items():
-        if name in existing:  # finalising again: a run stopped while finalising
-            del group[name]
-        if values.dtype == object:  # variable-length UTF-8 strings in Zarr
-            values = values.astype(np.dtypes.StringDType())
-        group.create_array(name, data=values, chunks=(max(1, len(values)),), dimension_names=("sample",))
+    for name, values in arrays.items():  # replaces them when finalising again
+        write_sample_array(path, name, values)
     failures = [
         {"sample_id": r["sample_id"], "path": r["source_path"], "reason": r["failure"]}
         for r in rows
