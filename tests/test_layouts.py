@@ -466,6 +466,30 @@ def test_nomniglot_slices_split_and_crop(tmp_path: Path) -> None:
 
 
 @needs_aedat4_write
+def test_nomniglot_drawers_split_by_csv_row(tmp_path: Path) -> None:
+    """The drawers alternative: the first 15 of a character's 20 CSV rows train (row order, not the
+    string order of the ids, where ``_10`` sorts before ``_2``), the rest test, in both folders."""
+    folder = tmp_path / "dvs_evaluation/Angelic/character01"
+    omniglot_recording(folder, "0001", 4)
+    rows = ["index,start,end"] + [
+        f"{k},{OMNI_T0 + 40_000 * k},{OMNI_T0 + 40_000 * (k + 1)}" for k in range(20)
+    ]
+    (folder / "0001.csv").write_text("\n".join(rows) + "\n")
+    omniglot_recording(tmp_path / "dvs_background/Greek/character01", "0002", 5)  # 3 rows
+    index = scan("nomniglot", tmp_path)
+    ids = by_id(index)
+    drawers = {sid: dict(s.alt_splits)["drawers"] for sid, s in ids.items()}
+    assert [drawers[f"evaluation/Angelic/character01/0001_{k}"] for k in range(20)] == ["train"] * 15 + [
+        "test"
+    ] * 5
+    assert all(ids[f"evaluation/Angelic/character01/0001_{k}"].split == "test" for k in range(20))
+    assert [drawers[f"background/Greek/character01/0002_{k}"] for k in range(3)] == [
+        "train"
+    ] * 3  # ceil(2.25)
+    assert "drawers" in index.split_info["alternatives"]
+
+
+@needs_aedat4_write
 def test_nomniglot_bad_trees(tmp_path: Path) -> None:
     omniglot_recording(tmp_path / "dvs_background/Greek/character01", "0001", 1)
     with pytest.raises(LayoutError, match=r"dvs_evaluation: missing folder, expected N-Omniglot"):

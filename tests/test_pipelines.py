@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 import zarr
-from test_layouts import caltech_tree, cifar_tree, omniglot_recording, rand_events
+from test_layouts import OMNI_T0, caltech_tree, cifar_tree, omniglot_recording, rand_events
 from test_rgb import _pickle, write_images
 
 from tmkt_data.formats import aedat4, mat_file
@@ -225,34 +225,38 @@ def test_cepdvs_recipe(tmp_path: Path) -> None:
 
 @needs_aedat4_write
 def test_nomniglot_recipe(tmp_path: Path) -> None:
-    # two background characters (train) and one evaluation character (test), one recording of
-    # three drawings each. Evaluation characters are classes never trained on, so the test split
-    # holds only unseen classes: its accuracy is a number, but not a meaningful one. Three
-    # training windows per class leave no validation sample (round(0.3) = 0).
+    # two background characters and one evaluation character, one recording of four drawings
+    # each and four Omniglot images each. The recipe uses the drawers split on both sides, so
+    # every character trains on its first three drawings and tests on the fourth (the official
+    # background/evaluation split would test only a class never trained on). Three training
+    # drawings per class leave no validation sample (round(0.3) = 0).
     chars = {
         ("background", "Greek", "character01"): 1,
         ("background", "Greek", "character02"): 2,
         ("evaluation", "Angelic", "character01"): 3,
     }
     for (split, alphabet, char), seed in chars.items():
-        omniglot_recording(tmp_path / "raw" / f"dvs_{split}" / alphabet / char, f"{seed:04d}", seed)
+        folder = tmp_path / "raw" / f"dvs_{split}" / alphabet / char
+        omniglot_recording(folder, f"{seed:04d}", seed)
+        rows = ["index,start,end"] + [
+            f"{k},{OMNI_T0 + 10_000 + 245_000 * k},{OMNI_T0 + 10_000 + 245_000 * (k + 1)}" for k in range(4)
+        ]
+        (folder / f"{seed:04d}.csv").write_text("\n".join(rows) + "\n")
         write_images(
             tmp_path / "rgb" / f"images_{split}" / alphabet / char,
-            [f"{seed:04d}_{k:02d}.png" for k in range(1, 4)], (105, 105), "1", seed=seed,
+            [f"{seed:04d}_{k:02d}.png" for k in range(1, 5)], (105, 105), "1", seed=seed,
         )  # fmt: skip
     recipe = tmp_recipe(tmp_path, "nomniglot")
     out = tmp_path / "out"
     results = run_twice(recipe, tmp_path / "raw", tmp_path / "rgb", out, SMOKE)
-    check_outputs(recipe, out, results, n_classes=3, pairs={"train": 6, "val": 0, "test": 3})
+    check_outputs(recipe, out, results, n_classes=3, pairs={"train": 9, "val": 0, "test": 3})
     g = zarr.open_group(str(out / "store.zarr"), mode="r")
     assert g.attrs["classes"] == ["Angelic/character01", "Greek/character01", "Greek/character02"]
+    assert [str(v) for v in g["split_drawers"][:]] == (["train"] * 3 + ["test"]) * 3
     attrs = dict(g["pairs"].attrs)
-    assert attrs["counts"]["test"] == {
-        "Angelic/character01": 3,
-        "Greek/character01": 0,
-        "Greek/character02": 0,
-    }
-    assert attrs["pool_sizes"] == {"Angelic/character01": 0, "Greek/character01": 3, "Greek/character02": 3}
+    assert attrs["dvs_split_array"] == "split_drawers"
+    assert attrs["counts"]["test"] == dict.fromkeys(g.attrs["classes"], 1)
+    assert attrs["pool_sizes"] == dict.fromkeys(g.attrs["classes"], 3)
 
 
 # ---------------------------------------------------------------- the embedded demo

@@ -278,6 +278,22 @@ def test_omniglot_background_train_evaluation_test(tmp_path: Path) -> None:
         load_rgb("omniglot", tmp_path)
 
 
+def test_omniglot_drawers_split(tmp_path: Path) -> None:
+    names = [f"0709_{d:02d}.png" for d in range(1, 21)]
+    write_images(tmp_path / "images_background" / "Greek" / "character01", names, (16, 16), "1")
+    write_images(tmp_path / "images_evaluation" / "Tengwar" / "character01", names[:4], (16, 16), "1")
+    s = load_rgb("omniglot", tmp_path, split="drawers")
+    split_of = dict(zip(s.source_ids, s.split, strict=True))
+    greek = [split_of[f"images_background/Greek/character01/{n}"] for n in names]
+    assert greek == ["train"] * 15 + ["test"] * 5
+    assert [split_of[f"images_evaluation/Tengwar/character01/{n}"] for n in names[:4]] == ["train"] * 3 + [
+        "test"
+    ]
+    assert s.info["split"]["kind"] == "per_class_sorted"
+    with pytest.raises(RGBError, match=r"split='random', expected official or drawers"):
+        load_rgb("omniglot", tmp_path, split="random")
+
+
 def test_omniglot_missing_split(tmp_path: Path) -> None:
     write_images(tmp_path / "images_background" / "Greek" / "character01", ["a.png"], (8, 8), "1")
     with pytest.raises(RGBError, match=r"images_evaluation: missing folder"):

@@ -5,7 +5,8 @@ A recipe (``pipelines/*.toml``) names every step with its options::
     [pipeline]  name, out (folder for everything the pipeline writes), description
     [synth]     optional: simulate the raw tree from an RGB source (the embedded demo)
     [convert]   dataset, frames, split_by, remainder, size, resize, dtype, shard_samples, options
-    [pair]      rgb_kind, rgb_root, val_fraction, dvs_fraction, seed, instance, class_map, options
+    [pair]      rgb_kind, rgb_root, val_fraction, dvs_fraction, seed, instance, class_map, options,
+                split_array (the store's train/test array: "split" or an alternative "split_<name>")
     [train]     options shared by every run (any tmkt-train option)
     [[runs]]    name, method, seeds, plus per-run overrides of [train]
 
@@ -42,7 +43,7 @@ CONVERT_KEYS = {
     "options",
 }
 PAIR_KEYS = {"rgb_kind", "rgb_root", "val_fraction", "dvs_fraction", "seed", "instance", "class_map", "options",
-             "grayscale", "drop_unmatched"}  # fmt: skip
+             "grayscale", "drop_unmatched", "split_array"}  # fmt: skip
 SYNTH_KEYS = {"rgb_kind", "rgb_root", "motion", "sensor", "render", "layout", "format", "seed", "limit"}
 RUN_KEYS = {"name", "method", "seeds"}
 
@@ -191,6 +192,7 @@ def pair_settings(recipe: Recipe, rgb_root: str | None) -> dict[str, Any]:
         "options": dict(p.get("options", {})),
         "grayscale": bool(p.get("grayscale", False)),
         "drop_unmatched": bool(p.get("drop_unmatched", False)),
+        "split_array": str(p.get("split_array", "split")),
     }
 
 
@@ -213,7 +215,7 @@ def pair_step(store: Path, settings: dict[str, Any], log: Callable[[str], None] 
         class_map=settings["class_map"], drop_unmatched=settings["drop_unmatched"],
         val_fraction=settings["val_fraction"], dvs_fraction=settings["dvs_fraction"], seed=settings["seed"],
         instance=settings["instance"], encode_mode="gray" if settings["grayscale"] else "hsv_v",
-        rgb_options=settings["options"] or None,
+        rgb_options=settings["options"] or None, split_array=settings["split_array"],
     )  # fmt: skip
     g = zarr.open_group(str(store), mode="r+")
     g["pairs"].attrs["pipeline_settings"] = settings

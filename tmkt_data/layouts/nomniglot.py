@@ -29,6 +29,14 @@ Expected tree (the official loader's layout)::
   ``notes["crop"] = [54, 4, 304, 254]`` (x0, y0, x1, y1, half-open) and a
   250 x 250 sensor.
 
+* ``alt_splits`` ``"drawers"``: within every character, the first
+  ``ceil(0.75 n)`` of its ``n`` samples (files in name order, then CSV rows
+  in order: 15 of 20 drawings) are train, the rest test. Background and evaluation characters are
+  different classes, so the official split scores classes never trained on;
+  the drawers split (``pair --split split_drawers``) is the one that measures
+  plain classification. That CSV rows follow Omniglot's drawer numbers is
+  unverified.
+
 Sample ids are ``"<background|evaluation>/<alphabet>/<character>/<stem>_<k>"``,
 ``<stem>`` the recording's file stem and ``k`` the 0-based data row of its CSV
 (``"background/Greek/character03/0003_7"``).
@@ -38,13 +46,21 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tmkt_data.layouts.base import DatasetIndex, LayoutError, SampleSpec, ascii_sorted, require_dir
+from tmkt_data.layouts.base import (
+    DatasetIndex,
+    LayoutError,
+    SampleSpec,
+    ascii_sorted,
+    per_class_split,
+    require_dir,
+)
 
 NAME = "nomniglot"
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # 2: the drawers alternative split
 
 SENSOR_SIZE = (346, 260)
 #: Official loader crop (x0, y0, x1, y1), half-open: rows 4-253, columns 54-303.
@@ -53,6 +69,8 @@ CROP_SENSOR_SIZE = (CROP[2] - CROP[0], CROP[3] - CROP[1])
 SPLIT_FOLDERS = (("dvs_background", "background", "train"), ("dvs_evaluation", "evaluation", "test"))
 _EXPECT = "N-Omniglot dvs_background/<alphabet>/characterNN/*.aedat4 + .csv (same under dvs_evaluation)"
 _SPLIT_RE = re.compile(r"\s*,\s*|\s+")
+#: Share of each character's samples that the ``drawers`` alternative split trains on.
+DRAWERS_TRAIN_RATIO = 0.75
 
 
 def _visible_dirs(folder: Path) -> list[Path]:
@@ -131,6 +149,18 @@ def _pairs(char_dir: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
+def _with_drawers_split(samples: list[SampleSpec]) -> list[SampleSpec]:
+    """``samples`` (in file-name and CSV-row order) with the ``drawers`` alternative split."""
+    by_class: dict[int, list[int]] = {}
+    for i, s in enumerate(samples):
+        by_class.setdefault(s.label, []).append(i)
+    drawers = [""] * len(samples)
+    for rows in by_class.values():
+        for i, sp in zip(rows, per_class_split(len(rows), DRAWERS_TRAIN_RATIO), strict=True):
+            drawers[i] = sp
+    return [replace(s, alt_splits=(("drawers", d),)) for s, d in zip(samples, drawers, strict=True)]
+
+
 def scan(root: Path, *, crop: bool | None = False, **options: Any) -> DatasetIndex:
     """Index an N-Omniglot tree (see the module docstring).
 
@@ -179,6 +209,7 @@ def scan(root: Path, *, crop: bool | None = False, **options: Any) -> DatasetInd
                     end_us=end,
                 )
             )
+    samples = _with_drawers_split(samples)  # in file and CSV-row order
     samples.sort(key=lambda s: s.sample_id)
     notes: dict[str, Any] = {
         "layout_version": LAYOUT_VERSION,
@@ -199,6 +230,10 @@ def scan(root: Path, *, crop: bool | None = False, **options: Any) -> DatasetInd
             "train": "dvs_background/",
             "test": "dvs_evaluation/",
             "counts": counts,
+            "alternatives": {
+                "drawers": f"within every character (both folders), the first ceil({DRAWERS_TRAIN_RATIO} n) "
+                "samples (files by name, CSV rows in order) train, the rest test"
+            },
         },
         notes=notes,
     )

@@ -9,7 +9,7 @@ Each source reads the dataset's own files from a folder the user points at
   ``101_ObjectCategories/<class>/image_NNNN.jpg``; per-class sorted split.
 * ``mnist`` (:mod:`~tmkt_data.rgb.mnist`): IDX files, optionally ``.gz``; official split.
 * ``omniglot`` (:mod:`~tmkt_data.rgb.omniglot`): ``images_background/`` (train),
-  ``images_evaluation/`` (test).
+  ``images_evaluation/`` (test); ``split="drawers"``: 15 of each character's 20 drawers train.
 * ``imagefolder`` (:mod:`~tmkt_data.rgb.imagefolder`): ``<class>/**/*.png|jpg|jpeg|bmp``,
   optional ``train/`` + ``test/``.
 * ``digits`` (:mod:`~tmkt_data.rgb.digits`): scikit-learn's bundled 8x8 digits, no

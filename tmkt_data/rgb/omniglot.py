@@ -13,7 +13,11 @@ Expected tree (``images_background.zip`` and ``images_evaluation.zip`` extracted
 * Classes ``"<alphabet>/<character folder>"`` (as the ``nomniglot`` layout
   names N-Omniglot's classes), the union of both splits in ASCII order:
   background and evaluation characters are different characters.
-* Split: ``images_background`` = train, ``images_evaluation`` = test.
+* Split (option ``split``): ``"official"`` (default), ``images_background`` =
+  train and ``images_evaluation`` = test; ``"drawers"``, within every
+  character the first ``ceil(0.75 n)`` of its ``n`` images in name order
+  (``_01`` ... ``_15`` of 20 drawers) train and the rest test, in both folders,
+  matching the ``drawers`` alternative split of the ``nomniglot`` layout.
 * Images are 105x105 bilevel PNGs, decoded lazily to grayscale ``HxW``.
 * Source ids: the path below the root (``"images_background/Greek/character01/0394_01.png"``).
 """
@@ -23,6 +27,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tmkt_data.layouts.base import per_class_split
+from tmkt_data.layouts.nomniglot import DRAWERS_TRAIN_RATIO
 from tmkt_data.rgb import ImageFiles, RGBError, RGBSet, no_options, require_root
 
 SPLIT_FOLDERS = (("images_background", "train"), ("images_evaluation", "test"))
@@ -43,9 +49,11 @@ def _base(root: Path) -> Path:
     raise RGBError(f"{root / missing[0]}: missing folder, expected {_EXPECT}")
 
 
-def load(root: str | Path | None, **options: Any) -> RGBSet:
+def load(root: str | Path | None, split: str = "official", **options: Any) -> RGBSet:
     """Index Omniglot's images (decoded lazily; see the module docstring)."""
     no_options("omniglot", options)
+    if split not in ("official", "drawers"):
+        raise RGBError(f"omniglot: split={split!r}, expected official or drawers")
     base = _base(require_root("omniglot", root))
     found: list[tuple[str, str, Path]] = []
     for folder, sp in SPLIT_FOLDERS:
@@ -66,12 +74,23 @@ def load(root: str | Path | None, **options: Any) -> RGBSet:
                     raise RGBError(f"{char}: character folder has no .png images, expected {_EXPECT}")
                 for name in pngs:
                     found.append((sp, f"{alphabet.name}/{char.name}", char / name))
+    if split == "drawers":  # found is in folder, character and name order
+        per_class: dict[str, list[int]] = {}
+        for i, (_, cls, _) in enumerate(found):
+            per_class.setdefault(cls, []).append(i)
+        for rows in per_class.values():
+            for i, sp in zip(rows, per_class_split(len(rows), DRAWERS_TRAIN_RATIO), strict=True):
+                found[i] = (sp, found[i][1], found[i][2])
     classes = sorted({cls for _, cls, _ in found})
     label_of = {c: i for i, c in enumerate(classes)}
     found.sort(key=lambda r: r[2].relative_to(base).as_posix())
     ids = [p.relative_to(base).as_posix() for _, _, p in found]
+    kinds = {
+        "official": {"kind": "official", "train": "images_background/", "test": "images_evaluation/"},
+        "drawers": {"kind": "per_class_sorted", "train_ratio": DRAWERS_TRAIN_RATIO, "order": "file name"},
+    }
     info = {
-        "split": {"kind": "official", "train": "images_background/", "test": "images_evaluation/"},
+        "split": kinds[split],
         "counts": {sp: sum(1 for s, _, _ in found if s == sp) for _, sp in SPLIT_FOLDERS},
     }
     return RGBSet(
