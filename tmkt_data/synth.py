@@ -484,10 +484,16 @@ def _crossings(
         con = c_on[k]
         coff = c_off[k]
         m = n
+        # ON: L rises through r + con, r + 2 con, ...; OFF: L falls through r - coff, ...
+        # (sign * (b - r) and r + sign * step are exact, so both directions share one loop)
+        pol = -1
         if b - r >= con:
-            # ON crossings: L rises through r + con, r + 2 con, ...
-            while b - r >= con:
-                r += con
+            pol, sign, step = 1, 1.0, con
+        elif r - b >= coff:
+            pol, sign, step = 0, -1.0, coff
+        if pol >= 0:
+            while sign * (b - r) >= step:
+                r += sign * step
                 frac = (r - a) / (b - a)
                 if frac < 0.0:
                     frac = 0.0
@@ -500,26 +506,7 @@ def _crossings(
                     buf[m, 0] = ti
                     buf[m, 1] = xs_of[k]
                     buf[m, 2] = ys_of[k]
-                    buf[m, 3] = 1
-                    m += 1
-                    lst = ti
-        elif r - b >= coff:
-            # OFF crossings: L falls through r - coff, r - 2 coff, ...
-            while r - b >= coff:
-                r -= coff
-                frac = (a - r) / (a - b)
-                if frac < 0.0:
-                    frac = 0.0
-                elif frac > 1.0:
-                    frac = 1.0
-                ti = np.int64(math.floor(t0 + dt * frac + 0.5))
-                if refr == 0 or ti - lst >= refr:
-                    if m >= cap:
-                        return n, k
-                    buf[m, 0] = ti
-                    buf[m, 1] = xs_of[k]
-                    buf[m, 2] = ys_of[k]
-                    buf[m, 3] = 0
+                    buf[m, 3] = pol
                     m += 1
                     lst = ti
         ref[k] = r

@@ -39,6 +39,7 @@ Surrogates (``g'`` is what the backward pass uses in place of ``H'``):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -78,49 +79,35 @@ def _atan_grad(x: Tensor, a: float) -> Tensor:
     return (a / 2.0) / (1.0 + (math.pi / 2.0 * a * x).square())
 
 
-class QGateSpike(torch.autograd.Function):
-    """Heaviside forward, piecewise-quadratic ("quadratic gate") surrogate backward."""
+def _spike_function(name: str, grad: Callable[[Tensor, float], Tensor], doc: str) -> type:
+    """An autograd Function: Heaviside forward, ``grad_output * grad(x, alpha)`` backward."""
 
-    @staticmethod
-    def forward(ctx, x: Tensor, alpha: float) -> Tensor:
-        ctx.save_for_backward(x)
-        ctx.alpha = alpha
-        return heaviside(x)
+    class Spike(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x: Tensor, alpha: float) -> Tensor:
+            ctx.save_for_backward(x)
+            ctx.alpha = alpha
+            return heaviside(x)
 
-    @staticmethod
-    def backward(ctx, grad_output: Tensor):
-        (x,) = ctx.saved_tensors
-        return grad_output * _qgate_grad(x, ctx.alpha), None
+        @staticmethod
+        def backward(ctx, grad_output: Tensor):
+            (x,) = ctx.saved_tensors
+            return grad_output * grad(x, ctx.alpha), None
 
-
-class SigmoidSpike(torch.autograd.Function):
-    """Heaviside forward, derivative of ``sigmoid(alpha x)`` backward."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, alpha: float) -> Tensor:
-        ctx.save_for_backward(x)
-        ctx.alpha = alpha
-        return heaviside(x)
-
-    @staticmethod
-    def backward(ctx, grad_output: Tensor):
-        (x,) = ctx.saved_tensors
-        return grad_output * _sigmoid_grad(x, ctx.alpha), None
+    Spike.__name__ = Spike.__qualname__ = name
+    Spike.__doc__ = doc
+    return Spike
 
 
-class ATanSpike(torch.autograd.Function):
-    """Heaviside forward, derivative of ``arctan(pi/2 alpha x) / pi + 1/2`` backward."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, alpha: float) -> Tensor:
-        ctx.save_for_backward(x)
-        ctx.alpha = alpha
-        return heaviside(x)
-
-    @staticmethod
-    def backward(ctx, grad_output: Tensor):
-        (x,) = ctx.saved_tensors
-        return grad_output * _atan_grad(x, ctx.alpha), None
+QGateSpike = _spike_function(
+    "QGateSpike", _qgate_grad, 'Heaviside forward, piecewise-quadratic ("quadratic gate") surrogate backward.'
+)
+SigmoidSpike = _spike_function(
+    "SigmoidSpike", _sigmoid_grad, "Heaviside forward, derivative of ``sigmoid(alpha x)`` backward."
+)
+ATanSpike = _spike_function(
+    "ATanSpike", _atan_grad, "Heaviside forward, derivative of ``arctan(pi/2 alpha x) / pi + 1/2`` backward."
+)
 
 
 SURROGATES: dict[str, type[torch.autograd.Function]] = {
