@@ -22,6 +22,7 @@ from tmkt_data.binning import to_frames
 from tmkt_data.errors import EventsError, TmktError
 from tmkt_data.layouts import DatasetIndex, LayoutError, load_sample, scan
 from tmkt_data.layouts.base import SampleSpec
+from tmkt_data.locking import store_lock
 from tmkt_data.resize import RESIZE_METHODS, resize_frames
 from tmkt_data.store import (
     StoreError,
@@ -458,39 +459,40 @@ def convert(
     if not index.samples:
         raise ConvertError(f"{index.root}: no samples found for dataset {dataset}")
     out = Path(out).resolve()
-    geo, key, done = prepare_store(index, out, options, overwrite=overwrite)
-    index_light = replace(index, samples=[])
-    jobs = []
-    for k in range(geo.n_shards):
-        if k in done:
-            continue
-        a, b = geo.shard_range(k)
-        jobs.append(ShardJob(str(out), k, key, tuple(index.samples[a:b]), index_light, options, on_error))
-    todo_files = sum(len(j.samples) for j in jobs)
-    if on_start is not None:
-        on_start(todo_files, geo.n_samples)
-    totals = {"files": 0, "failed": 0, "events": 0}
+    with store_lock(out, "tmkt-data convert"):  # one writer at a time
+        geo, key, done = prepare_store(index, out, options, overwrite=overwrite)
+        index_light = replace(index, samples=[])
+        jobs = []
+        for k in range(geo.n_shards):
+            if k in done:
+                continue
+            a, b = geo.shard_range(k)
+            jobs.append(ShardJob(str(out), k, key, tuple(index.samples[a:b]), index_light, options, on_error))
+        todo_files = sum(len(j.samples) for j in jobs)
+        if on_start is not None:
+            on_start(todo_files, geo.n_samples)
+        totals = {"files": 0, "failed": 0, "events": 0}
 
-    def _collect(res: dict[str, Any]) -> None:
-        for name in totals:
-            totals[name] += res[name]
-        if on_result is not None:
-            on_result(res)
+        def _collect(res: dict[str, Any]) -> None:
+            for name in totals:
+                totals[name] += res[name]
+            if on_result is not None:
+                on_result(res)
 
-    run_shards(jobs, workers=workers, scheduler=scheduler, on_result=_collect)
-    group = finalize_store(out, {"conversion_seconds": round(time.perf_counter() - t0, 3)})
-    failures = list(group.attrs.get("failures", []))
-    return ConvertResult(
-        store=out,
-        n_samples=geo.n_samples,
-        shards_total=geo.n_shards,
-        shards_done_before=len(done),
-        files_converted=totals["files"] - totals["failed"],
-        files_failed=len(failures),
-        events=totals["events"],
-        seconds=time.perf_counter() - t0,
-        failures=failures,
-    )
+        run_shards(jobs, workers=workers, scheduler=scheduler, on_result=_collect)
+        group = finalize_store(out, {"conversion_seconds": round(time.perf_counter() - t0, 3)})
+        failures = list(group.attrs.get("failures", []))
+        return ConvertResult(
+            store=out,
+            n_samples=geo.n_samples,
+            shards_total=geo.n_shards,
+            shards_done_before=len(done),
+            files_converted=totals["files"] - totals["failed"],
+            files_failed=len(failures),
+            events=totals["events"],
+            seconds=time.perf_counter() - t0,
+            failures=failures,
+        )
 
 
 __all__ = ["ConvertError", "ConvertOptions", "ConvertResult", "StoreError", "convert", "convert_shard"]

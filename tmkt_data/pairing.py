@@ -50,6 +50,7 @@ import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
 from tmkt_data.errors import TmktError
+from tmkt_data.locking import holds_store_lock
 from tmkt_data.rgb import RGBSet, load_rgb
 from tmkt_data.rgb.encode import ENCODE_MODES, encode_images
 from tmkt_data.store import open_store
@@ -748,6 +749,7 @@ def _read_dvs(store: Path, split_array: str) -> tuple[zarr.Group, dict[str, Any]
     }
 
 
+@holds_store_lock("tmkt-data pair")
 def pair_store(
     store_path: str | os.PathLike[str],
     rgb_kind: str,

@@ -1,0 +1,126 @@
+"""One writer per store: a lock file next to the store while ``convert`` or ``pair`` writes it.
+
+The lock is ``<store>.lock`` beside the store folder (``c10.zarr.lock``), so it
+survives ``convert --overwrite`` replacing the folder. It holds JSON naming the
+process (pid, host), the action and its start time, and is created with
+``O_EXCL``: a second writer gets a :class:`StoreLockedError` naming the holder.
+A lock left by a crashed run is taken over when its process is gone (same
+host, pid no longer running); a lock from another host is never guessed
+stale: the message says which file to delete once that run is known to be over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+from tmkt_data.errors import TmktError
+
+#: An unreadable lock file (e.g. caught while being written) older than this is stale (s).
+_UNREADABLE_STALE_S = 10.0
+
+
+class StoreLockedError(TmktError, RuntimeError):
+    """Another process is writing the store."""
+
+
+def lock_path(store: str | os.PathLike[str]) -> Path:
+    """``<store>.lock``, next to the store folder."""
+    p = Path(store)
+    return p.with_name(p.name + ".lock")
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _holder(lock: Path) -> dict[str, Any] | None:
+    """The lock's contents, or None when it is stale (its process is gone on this host)."""
+    try:
+        info = json.loads(lock.read_text())
+        pid, host = int(info["pid"]), str(info["host"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        try:
+            age = time.time() - lock.stat().st_mtime
+        except OSError:
+            return None
+        return None if age > _UNREADABLE_STALE_S else {"pid": "?", "host": "?", "action": "?", "started": "?"}
+    if host == socket.gethostname() and not _pid_running(pid):
+        return None
+    return info
+
+
+@contextmanager
+def store_lock(store: str | os.PathLike[str], action: str) -> Iterator[Path]:
+    """Hold ``<store>.lock`` for the duration of the block; yields the lock's path.
+
+    Raises:
+        StoreLockedError: another live process holds the lock.
+    """
+    lock = lock_path(store)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    me = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "action": action,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    for _attempt in range(3):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _holder(lock)
+            if holder is not None:
+                raise StoreLockedError(
+                    f"{store}: in use by '{holder.get('action')}' (pid {holder.get('pid')} on "
+                    f"{holder.get('host')}, since {holder.get('started')}); wait for it to finish, "
+                    f"or delete {lock} if that run is gone"
+                ) from None
+            try:  # stale: its process is gone
+                lock.unlink()
+            except FileNotFoundError:
+                pass
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(me))
+        break
+    else:  # pragma: no cover - three stale locks in a row means another writer keeps racing us
+        raise StoreLockedError(f"{store}: could not take {lock}; another process keeps creating it")
+    try:
+        yield lock
+    finally:
+        try:
+            info = json.loads(lock.read_text())
+            if info.get("pid") == me["pid"] and info.get("host") == me["host"]:
+                lock.unlink()
+        except (OSError, ValueError):
+            pass
+
+
+def holds_store_lock(action: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: run ``fn(store, ...)`` holding :func:`store_lock` of its first argument."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(fn)
+        def wrapper(store: Any, *args: Any, **kwargs: Any) -> Any:
+            with store_lock(Path(store).expanduser().resolve(), action):
+                return fn(store, *args, **kwargs)
+
+        return wrapper
+
+    return deco
