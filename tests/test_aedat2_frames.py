@@ -3,12 +3,17 @@ convert path that uses it against to_frames on every file."""
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import struct
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tmkt_data import read_events, to_frames
 from tmkt_data.convert import ConvertOptions, convert
@@ -239,3 +244,58 @@ def test_convert_equals_to_frames_on_plain_and_other_files(tmp_path, monkeypatch
         assert str(g["source_sha256"][i]) == rec.metadata["sha256"]
         saturated += n_sat
     assert (saturated > 0) == (opts.dtype == "uint8")
+
+
+_FUZZ = Path(tempfile.mkdtemp(prefix="tmkt_aedat2_frames_fuzz_"))
+atexit.register(shutil.rmtree, _FUZZ, True)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    chip=st.sampled_from(["dvs128", "davis240"]),
+    records=st.lists(
+        st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)), min_size=1, max_size=60
+    ),
+    sorted_times=st.booleans(),
+    n_frames=st.integers(1, 7),
+    split_by=st.sampled_from(["number", "time"]),
+    remainder=st.sampled_from(["last", "drop"]),
+)
+def test_fuzz_none_or_equal_to_read_then_to_frames(
+    chip, records, sorted_times, n_frames, split_by, remainder
+):
+    """Any record sequence (special bits, wraps, bad coordinates, repeats): read_frames gives None
+    or exactly what read() + to_frames give; read() and read_frames fail alike on bad files."""
+    addr = [a for a, _ in records]
+    ts = sorted(t for _, t in records) if sorted_times else [t for _, t in records]
+    if sorted_times:  # mostly valid events: keep the address bits inside the chip
+        w, h = CHIPS[chip]
+        addr = [int(address(chip, np.int64(a % w), np.int64((a >> 12) % h), np.int64(a & 1))) for a in addr]
+    path = write_raw(_FUZZ / "f.aedat", chip, addr, ts)
+    try:
+        rec = aedat2.read(path, chip=chip)
+    except FormatError:
+        assert (
+            aedat2.read_frames(path, n_frames=n_frames, split_by=split_by, remainder=remainder, chip=chip)
+            is None
+        )
+        return
+    got = aedat2.read_frames(path, n_frames=n_frames, split_by=split_by, remainder=remainder, chip=chip)
+    if got is None:
+        plain = False
+    else:
+        plain = True
+        mode = {"n_event_bins" if split_by == "number" else "n_time_bins": n_frames}
+        expect = to_frames(rec.events, rec.sensor_size, remainder=remainder, dtype=np.float32, **mode)
+        np.testing.assert_array_equal(got.frames, expect)
+        assert got.n_events == len(rec) and got.n_binned == int(expect.sum())
+        assert got.t0_abs == rec.t0_abs and got.metadata == rec.metadata
+    # every file without special records, wraps, backward steps or bad coordinates is plain
+    meta = rec.metadata
+    assert plain == (
+        len(rec) > 0
+        and meta["dropped_special"] == 0
+        and meta["timestamp_wraps"] == 0
+        and not meta["resorted"]
+        and list(ts) == sorted(ts)
+    )
