@@ -397,6 +397,8 @@ def _bin_plain(body, rec_size, davis, w, h, orient, by_time, n_frames, clamp, ou
     events and binning them in two passes over memory.
     """
     out[:] = 0
+    if body.shape[0] < rec_size:  # no record: nothing to count (read_frames returns None first)
+        return np.int64(0), np.int64(0), np.int64(0), 0
     if rec_size == 8:
         return _bin_records(body, 8, davis, w, h, orient, by_time, n_frames, clamp, out)
     return _bin_records(body, 6, davis, w, h, orient, by_time, n_frames, clamp, out)
