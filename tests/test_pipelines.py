@@ -263,7 +263,6 @@ def test_nomniglot_recipe(tmp_path: Path) -> None:
 
 
 def test_demo_recipe_with_limited_synth(tmp_path: Path) -> None:
-    # the first 60 scikit-learn digits cover all ten classes
     recipe = tmp_recipe(
         tmp_path, "demo", lambda t: t.replace('format = "atis_bin"\n', 'format = "atis_bin"\nlimit = 60\n')
     )
@@ -284,10 +283,12 @@ def test_demo_recipe_with_limited_synth(tmp_path: Path) -> None:
     assert "pairs" in g
     row = rows[0]
     assert (row["run"], row["seed"], row["epochs"]) == ("tmkt", 42, 1)
-    # `limit` keeps the first 60 digits, and the digits' per-class split puts every test image
-    # after the first 1,433: the limited demo has validation but no test samples
-    assert acc_ok(row["val_acc_at_best"]) and row["test_acc_at_best"] is None
-    assert any(m.startswith("pair: digits") and "'test': 0" in m for m in lines), lines
+    # `limit` takes 3 digits of each class from each split (20 groups): a test split of 30, and
+    # 3 training digits per class leave no validation sample (round(0.3) = 0)
+    assert acc_ok(row["test_acc_at_best"]) and row["val_acc_at_best"] is None
+    assert any(m.startswith("pair: digits") and "'test': 30" in m for m in lines), lines
+    assert [str(v) for v in g["split"][:]].count("test") == 30
+    assert np.bincount(g["labels"][:], minlength=10).tolist() == [6] * 10
 
 
 # ---------------------------------------------------------------- bad input

@@ -426,3 +426,37 @@ def test_cli_synth_command(tmp_path):
     assert json.loads((out / METADATA_FILE).read_text())["source"]["kind"] == "digits"
     bad = runner.invoke(app, ["synth", "digits", "-", str(tmp_path / "x"), "--format", "aedat2"])
     assert bad.exit_code == 2 and "128x128" in bad.output
+
+
+def test_balanced_limit_and_subset_seeding(tmp_path: Path) -> None:
+    """``limit`` spreads over (split, class) groups; a subset simulates each image exactly as the
+    full source does (seeded by its source index, not its position in the subset)."""
+    from tmkt_data.rgb import balanced_indices, load_rgb
+
+    labels = [0, 0, 0, 1, 1, 2, 0, 1]
+    split = ["train"] * 6 + ["test"] * 2
+    assert balanced_indices(labels, split, 3) == [0, 3, 5]  # one per class, training split first
+    assert balanced_indices(labels, split, 5) == [0, 3, 5, 6, 7]  # then the test split
+    assert balanced_indices(labels, split, 7) == [0, 1, 3, 4, 5, 6, 7]
+    assert balanced_indices(labels, split, None) == list(range(8))
+    assert balanced_indices(labels, split, 100) == list(range(8))
+
+    rgb = load_rgb("digits", None)
+    chosen = balanced_indices(rgb.labels.tolist(), rgb.split, 20)
+    assert sorted(set(rgb.labels[chosen].tolist())) == list(range(10))
+    assert {rgb.split[i] for i in chosen} == {"train", "test"}
+    sub = rgb.take(chosen)
+    params = SimParams(seed=7)
+    synthesize_tree(
+        sub.images, list(sub.labels), rgb.class_names, list(sub.split), list(sub.source_ids),
+        tmp_path / "raw", params, indices=chosen,
+    )  # fmt: skip
+    meta = json.loads((tmp_path / "raw" / METADATA_FILE).read_text())
+    path_of = {row[1]: row[0] for row in meta["samples"]["rows"]}
+    assert len(path_of) == 20
+    j = chosen[-1]  # the last chosen image: position 19 in the subset, index j in the source
+    expect, _ = simulate_image(rgb.images[j], params, sample_rng(7, j))
+    got = atis_bin.read(tmp_path / "raw" / path_of[rgb.source_ids[j]], sensor_size=params.sensor_size)
+    assert len(got) == len(expect) > 0
+    np.testing.assert_array_equal(got.events["x"], expect["x"])
+    np.testing.assert_array_equal(got.events["t"] + got.t0_abs, expect["t"])

@@ -62,7 +62,8 @@ def synth_command(
     ] = "atis_bin",
     seed: Annotated[int, typer.Option("--seed", help="Seed of threshold mismatch and noise.", min=0)] = 0,
     limit: Annotated[
-        int | None, typer.Option("--limit", help="Only the first N images (source order).", min=1)
+        int | None,
+        typer.Option("--limit", help="At most N images, spread evenly over classes and splits.", min=1),
     ] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Threads (default: one per core).")] = None,
     threshold: Annotated[
@@ -105,6 +106,7 @@ def synth_command(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from tmkt_data.rgb import balanced_indices
     from tmkt_data.synth import SimParams, check_output, synthesize_tree
 
     t_start = time.perf_counter()
@@ -128,8 +130,9 @@ def synth_command(
     check_output(layout, file_format, params.sensor_size)  # fail before reading the images
     opts = parse_key_values(rgb_option or [], "--rgb-option")
     rgb = _load_source(rgb_kind, rgb_root, opts)
-    n = len(rgb.labels) if limit is None else min(limit, len(rgb.labels))
-    images = rgb.images[:n]
+    chosen = balanced_indices(rgb.labels.tolist(), rgb.split, limit)
+    sub = rgb.take(chosen) if len(chosen) < len(rgb) else rgb
+    n = len(chosen)
     source = {
         "kind": rgb.kind,
         "root": rgb.root,
@@ -151,11 +154,11 @@ def synth_command(
     with progress:
         task = progress.add_task("synth", total=n)
         res = synthesize_tree(
-            images,
-            list(rgb.labels[:n]),
+            sub.images,
+            list(sub.labels),
             rgb.class_names,
-            list(rgb.split[:n]),
-            list(rgb.source_ids[:n]),
+            list(sub.split),
+            list(sub.source_ids),
             out_raw,
             params,
             layout=layout,
@@ -164,6 +167,7 @@ def synth_command(
             source=source,
             overwrite=overwrite,
             progress=lambda done, total: progress.update(task, completed=done),
+            indices=chosen,
         )
     elapsed = time.perf_counter() - t_start
     files = res["files"]

@@ -1096,11 +1096,14 @@ def synthesize_tree(
     overwrite: bool = False,
     chunk: int = 512,
     progress: Any = None,
+    indices: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Simulate every image and write the tree as it goes (memory: one chunk of recordings).
 
     Same tree and metadata as :func:`simulate_dataset` followed by
-    :func:`write_synth_tree` (image ``i`` uses :func:`sample_rng` ``(seed, i)``).
+    :func:`write_synth_tree` (image ``i`` uses :func:`sample_rng` ``(seed, i)``, or
+    ``(seed, indices[i])`` when ``indices`` gives each image's position in the full
+    source, so a subset of a source simulates each image exactly as the whole source does).
     ``progress(done, total)`` is called after each chunk. Returns the totals plus
     ``seconds_simulate`` and ``duration_us_mean`` (mean first-to-last event span).
     """
@@ -1110,6 +1113,9 @@ def synthesize_tree(
     if len(labels) != n or len(ids) != n:
         raise SynthError(f"{n} images, {len(labels)} labels, {len(ids)} ids: expected equal lengths")
     splits = _split_list(split, n)
+    seeds = list(range(n)) if indices is None else [int(i) for i in indices]
+    if len(seeds) != n:
+        raise SynthError(f"{n} images, {len(seeds)} indices: expected one source index per image")
     writer = TreeWriter(
         out_raw,
         class_names,
@@ -1131,7 +1137,7 @@ def synthesize_tree(
                 t0 = time.perf_counter()
 
                 def one(i: int) -> tuple[np.ndarray, dict[str, Any]]:
-                    return simulate_image(images[i], params, sample_rng(params.seed, i))
+                    return simulate_image(images[i], params, sample_rng(params.seed, seeds[i]))
 
                 if pool is None or a == 0:
                     first = [one(a)]  # compiles (or loads the cached kernels) before threads start

@@ -3,7 +3,9 @@
 A recipe (``pipelines/*.toml``) names every step with its options::
 
     [pipeline]  name, out (folder for everything the pipeline writes), description
-    [synth]     optional: simulate the raw tree from an RGB source (the embedded demo)
+    [synth]     optional: simulate the raw tree from an RGB source (the embedded demo);
+                rgb_kind, rgb_root, motion, sensor, render, layout, format, seed, limit
+                (limit: at most N images, spread evenly over classes and splits)
     [convert]   dataset, frames, split_by, remainder, size, resize, dtype, shard_samples, options
     [pair]      rgb_kind, rgb_root, val_fraction, dvs_fraction, seed, instance, class_map, options,
                 split_array (the store's train/test array: "split" or an alternative "split_<name>")
@@ -121,7 +123,7 @@ def _say(msg: str, log: Callable[[str], None] | None) -> None:
 
 def synth_step(recipe: Recipe, raw: Path, log: Callable[[str], None] | None) -> None:
     """Simulate the raw tree unless one made with the same parameters is there."""
-    from tmkt_data.rgb import load_rgb
+    from tmkt_data.rgb import balanced_indices, load_rgb
     from tmkt_data.synth import SimParams, synthesize_tree
 
     s = dict(recipe.synth or {})
@@ -133,7 +135,10 @@ def synth_step(recipe: Recipe, raw: Path, log: Callable[[str], None] | None) -> 
     kind = s.get("rgb_kind", "digits")
     root = s.get("rgb_root")
     rgb = load_rgb(kind, None if root in (None, "-") else root)
-    n = len(rgb.labels) if s.get("limit") is None else min(int(s["limit"]), len(rgb.labels))
+    limit = None if s.get("limit") is None else int(s["limit"])
+    chosen = balanced_indices(rgb.labels.tolist(), rgb.split, limit)
+    sub = rgb.take(chosen) if len(chosen) < len(rgb) else rgb
+    n = len(chosen)
     sensor = s.get("sensor", 34)
     render = s.get("render", 28)
     params = SimParams(
@@ -144,9 +149,10 @@ def synth_step(recipe: Recipe, raw: Path, log: Callable[[str], None] | None) -> 
     )
     t0 = time.perf_counter()
     synthesize_tree(
-        rgb.images[:n], list(rgb.labels[:n]), rgb.class_names, list(rgb.split[:n]), list(rgb.source_ids[:n]),
+        sub.images, list(sub.labels), rgb.class_names, list(sub.split), list(sub.source_ids),
         raw, params, layout=s.get("layout", "folder"), file_format=s.get("format", "atis_bin"),
-        source={"kind": rgb.kind, "root": rgb.root, "images": n}, overwrite=True,
+        source={"kind": rgb.kind, "root": rgb.root, "images": n, "limit": limit}, overwrite=True,
+        indices=chosen,
     )  # fmt: skip
     stamp.write_text(json.dumps(want))
     _say(f"synth: {n} {kind} images -> {raw} in {time.perf_counter() - t0:.1f} s", log)

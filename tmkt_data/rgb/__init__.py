@@ -143,12 +143,58 @@ class RGBSet:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def take(self, indices: Sequence[int]) -> RGBSet:
+        """The images at ``indices`` (in that order), with their labels, ids and split."""
+        idx = [int(i) for i in indices]
+        if isinstance(self.images, ImageFiles):
+            images: Any = self.images.subset(idx)
+        elif isinstance(self.images, np.ndarray):
+            images = self.images[np.asarray(idx, dtype=np.int64)]
+        else:
+            images = [self.images[i] for i in idx]
+        return RGBSet(
+            self.kind,
+            self.root,
+            images,
+            self.labels[np.asarray(idx, dtype=np.int64)],
+            list(self.class_names),
+            [self.source_ids[i] for i in idx],
+            [self.split[i] for i in idx],
+            dict(self.info),
+        )
+
     def counts(self) -> dict[str, dict[str, int]]:
         """Images per class and split: ``{class: {"train": n, "test": m}}``."""
         out = {c: {"train": 0, "test": 0} for c in self.class_names}
         for lab, sp in zip(self.labels.tolist(), self.split, strict=True):
             out[self.class_names[lab]][sp] += 1
         return out
+
+
+def balanced_indices(labels: Sequence[int], split: Sequence[str], limit: int | None) -> list[int]:
+    """At most ``limit`` image indices spread evenly over the (split, class) groups, in source order.
+
+    Takes one image from each group in turn (the training groups first, class by
+    class, then the test groups; images within a group in source order) until
+    ``limit`` are chosen, so a limit of at least the number of classes covers
+    every class in training, and one of twice that covers both splits. ``None``
+    or a limit of at least ``len(labels)`` selects everything.
+    """
+    n = len(labels)
+    if limit is None or limit >= n:
+        return list(range(n))
+    groups: dict[tuple[str, int], list[int]] = {}
+    for i, (lab, sp) in enumerate(zip(labels, split, strict=True)):
+        groups.setdefault((str(sp), int(lab)), []).append(i)
+    queues = [groups[k] for k in sorted(groups, key=lambda k: (k[0] != "train", k))]
+    chosen: list[int] = []
+    depth = 0
+    while len(chosen) < limit:
+        for q in queues:
+            if depth < len(q) and len(chosen) < limit:
+                chosen.append(q[depth])
+        depth += 1
+    return sorted(chosen)
 
 
 def per_class_split(n: int, train_ratio: float) -> list[str]:

@@ -27,9 +27,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tmkt_data.layouts.base import per_class_split
 from tmkt_data.layouts.nomniglot import DRAWERS_TRAIN_RATIO
-from tmkt_data.rgb import ImageFiles, RGBError, RGBSet, no_options, require_root
+from tmkt_data.rgb import ImageFiles, RGBError, RGBSet, no_options, per_class_split, require_root
 
 SPLIT_FOLDERS = (("images_background", "train"), ("images_evaluation", "test"))
 _EXPECT = "Omniglot images_background/<alphabet>/characterNN/*.png (same under images_evaluation)"
