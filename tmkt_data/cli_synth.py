@@ -106,7 +106,6 @@ def synth_command(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tmkt_data.rgb import balanced_indices
     from tmkt_data.synth import SimParams, check_output, synthesize_tree
 
     t_start = time.perf_counter()
@@ -130,8 +129,7 @@ def synth_command(
     check_output(layout, file_format, params.sensor_size)  # fail before reading the images
     opts = parse_key_values(rgb_option or [], "--rgb-option")
     rgb = _load_source(rgb_kind, rgb_root, opts)
-    chosen = balanced_indices(rgb.labels.tolist(), rgb.split, limit)
-    sub = rgb.take(chosen) if len(chosen) < len(rgb) else rgb
+    sub, chosen = rgb.limited(limit)
     n = len(chosen)
     source = {
         "kind": rgb.kind,

@@ -123,7 +123,7 @@ def _say(msg: str, log: Callable[[str], None] | None) -> None:
 
 def synth_step(recipe: Recipe, raw: Path, log: Callable[[str], None] | None) -> None:
     """Simulate the raw tree unless one made with the same parameters is there."""
-    from tmkt_data.rgb import balanced_indices, load_rgb
+    from tmkt_data.rgb import load_rgb
     from tmkt_data.synth import SimParams, synthesize_tree
 
     s = dict(recipe.synth or {})
@@ -136,8 +136,7 @@ def synth_step(recipe: Recipe, raw: Path, log: Callable[[str], None] | None) -> 
     root = s.get("rgb_root")
     rgb = load_rgb(kind, None if root in (None, "-") else root)
     limit = None if s.get("limit") is None else int(s["limit"])
-    chosen = balanced_indices(rgb.labels.tolist(), rgb.split, limit)
-    sub = rgb.take(chosen) if len(chosen) < len(rgb) else rgb
+    sub, chosen = rgb.limited(limit)
     n = len(chosen)
     sensor = s.get("sensor", 34)
     render = s.get("render", 28)

@@ -8,7 +8,7 @@ fixed sensor. It does no binning and writes nothing.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +103,19 @@ def per_class_split(n: int, train_ratio: float) -> list[str]:
     """
     n_train = math.ceil(train_ratio * n)
     return ["train"] * n_train + ["test"] * (n - n_train)
+
+
+def split_within_groups(groups: Sequence[Hashable], train_ratio: float) -> list[str]:
+    """:func:`per_class_split` applied within each group: item ``i`` belongs to group
+    ``groups[i]``, and each group's items are split in the order they appear."""
+    members: dict[Hashable, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    out = [""] * len(groups)
+    for rows in members.values():
+        for i, sp in zip(rows, per_class_split(len(rows), train_ratio), strict=True):
+            out[i] = sp
+    return out
 
 
 def require_dir(path: Path, what: str) -> Path:

@@ -55,8 +55,8 @@ from tmkt_data.layouts.base import (
     LayoutError,
     SampleSpec,
     ascii_sorted,
-    per_class_split,
     require_dir,
+    split_within_groups,
 )
 
 NAME = "nomniglot"
@@ -151,13 +151,7 @@ def _pairs(char_dir: Path) -> list[tuple[Path, Path]]:
 
 def _with_drawers_split(samples: list[SampleSpec]) -> list[SampleSpec]:
     """``samples`` (in file-name and CSV-row order) with the ``drawers`` alternative split."""
-    by_class: dict[int, list[int]] = {}
-    for i, s in enumerate(samples):
-        by_class.setdefault(s.label, []).append(i)
-    drawers = [""] * len(samples)
-    for rows in by_class.values():
-        for i, sp in zip(rows, per_class_split(len(rows), DRAWERS_TRAIN_RATIO), strict=True):
-            drawers[i] = sp
+    drawers = split_within_groups([s.label for s in samples], DRAWERS_TRAIN_RATIO)
     return [replace(s, alt_splits=(("drawers", d),)) for s, d in zip(samples, drawers, strict=True)]
 
 

@@ -163,6 +163,11 @@ class RGBSet:
             dict(self.info),
         )
 
+    def limited(self, limit: int | None) -> tuple[RGBSet, list[int]]:
+        """At most ``limit`` images (:func:`balanced_indices`) and their indices in this set."""
+        chosen = balanced_indices(self.labels.tolist(), self.split, limit)
+        return (self.take(chosen) if len(chosen) < len(self) else self), chosen
+
     def counts(self) -> dict[str, dict[str, int]]:
         """Images per class and split: ``{class: {"train": n, "test": m}}``."""
         out = {c: {"train": 0, "test": 0} for c in self.class_names}

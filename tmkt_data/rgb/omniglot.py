@@ -27,8 +27,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tmkt_data.layouts.base import split_within_groups
 from tmkt_data.layouts.nomniglot import DRAWERS_TRAIN_RATIO
-from tmkt_data.rgb import ImageFiles, RGBError, RGBSet, no_options, per_class_split, require_root
+from tmkt_data.rgb import ImageFiles, RGBError, RGBSet, no_options, require_root
 
 SPLIT_FOLDERS = (("images_background", "train"), ("images_evaluation", "test"))
 _EXPECT = "Omniglot images_background/<alphabet>/characterNN/*.png (same under images_evaluation)"
@@ -74,12 +75,8 @@ def load(root: str | Path | None, split: str = "official", **options: Any) -> RG
                 for name in pngs:
                     found.append((sp, f"{alphabet.name}/{char.name}", char / name))
     if split == "drawers":  # found is in folder, character and name order
-        per_class: dict[str, list[int]] = {}
-        for i, (_, cls, _) in enumerate(found):
-            per_class.setdefault(cls, []).append(i)
-        for rows in per_class.values():
-            for i, sp in zip(rows, per_class_split(len(rows), DRAWERS_TRAIN_RATIO), strict=True):
-                found[i] = (sp, found[i][1], found[i][2])
+        drawers = split_within_groups([cls for _, cls, _ in found], DRAWERS_TRAIN_RATIO)
+        found = [(sp, cls, path) for sp, (_, cls, path) in zip(drawers, found, strict=True)]
     classes = sorted({cls for _, cls, _ in found})
     label_of = {c: i for i, c in enumerate(classes)}
     found.sort(key=lambda r: r[2].relative_to(base).as_posix())
