@@ -1,4 +1,4 @@
-"""Per-sample arrays written by tmkt_data.store without zarr-python, against zarr-python's own files."""
+"""Store files written by tmkt_data.store without zarr-python, against zarr-python's own files (whatever zarr is installed)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import zarr
 
-from tmkt_data.store import write_sample_array
+from tmkt_data.store import encode_shard, frames_compressor, write_sample_array
 
 CASES = {
     "int64": np.array([0, -5, 2**40, 7], dtype=np.int64),
@@ -47,3 +47,24 @@ def test_replacing_an_array_leaves_no_temporary_files(tmp_path: Path) -> None:
     write_sample_array(store, "labels", np.arange(5, 10, dtype=np.int32))
     np.testing.assert_array_equal(zarr.open_group(str(store), mode="r")["labels"][:], np.arange(5, 10))
     assert sorted(p.name for p in (store / "labels").rglob("*")) == ["0", "c", "zarr.json"]
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "float16", "float32"])
+@pytest.mark.parametrize("n", [5, 8])
+def test_shard_bytes_equal_zarr_python(tmp_path: Path, dtype: str, n: int) -> None:
+    """encode_shard gives the bytes the installed zarr-python writes for the same frames
+    (a full shard and one with absent trailing chunks)."""
+    frames = np.random.default_rng(n).poisson(1.5, (n, 3, 2, 6, 7)).astype(dtype) + 1
+    g = zarr.open_group(str(tmp_path / "z.zarr"), mode="w", zarr_format=3)
+    arr = g.create_array(
+        "frames",
+        shape=frames.shape,
+        chunks=(1, *frames.shape[1:]),
+        shards=(8, *frames.shape[1:]),
+        dtype=dtype,
+        compressors=frames_compressor(dtype),
+        fill_value=0,
+    )
+    arr[:] = frames
+    theirs = (tmp_path / "z.zarr" / "frames" / "c" / "0" / "0" / "0" / "0" / "0").read_bytes()
+    assert encode_shard(frames, 8, dtype) == theirs
