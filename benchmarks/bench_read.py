@@ -12,9 +12,16 @@ and mirrored copies of them) and writes the same frames three ways:
   float32 frames (one h5 file per sample, lzf), read with
   ``DataLoader(cached, batch_size=64, shuffle=True, num_workers=2)``;
 * ``npy``: one uncompressed float16 ``.npy`` per sample, ``DataLoader(batch_size=64,
-  shuffle=True, num_workers=2)``: the per-sample-file roof.
+  shuffle=True, num_workers=2)``: the per-sample-file roof;
+* ``frame_dataset``: the same store through the map-style ``tmkt_data.FrameDataset(store,
+  "train")`` (float32 items, as tonic's cache returns them), read like tonic's cache,
+  ``DataLoader(ds, batch_size=64, shuffle=True, num_workers=2)``.
 
-Frames are rounded to float16 precision first, so all three paths must return identical
+Random access without a DataLoader is timed too: ``ds[i]`` over one random permutation of
+every sample, in this process, for ``FrameDataset`` and tonic's cache (interleaved, median of
+the passes, microseconds per sample).
+
+Frames are rounded to float16 precision first, so all four paths must return identical
 values (checked on several samples before timing). The three loaders are timed epoch by epoch,
 interleaved, with no warm-up epoch (worker start-up included); the median epoch is reported,
 with the CPU time it took (main process plus its DataLoader workers) per sample, which
@@ -43,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from tmkt_data import FrameDataset
 from tmkt_data.convert import default_shard_samples
 from tmkt_data.loader import StoreBatches
 from tmkt_data.store import StoreGeometry, create_store, finalize_store, sample_row, write_shard
@@ -53,6 +61,7 @@ POOL = 400  # generated samples; the others are shifted/mirrored copies (compres
 WORKERS = 2
 TARGET_SPEED = 3.0
 TARGET_SIZE = 2.0
+TARGET_FRAME_DATASET = 1.0  # FrameDataset must read faster than tonic's cache
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
@@ -187,10 +196,13 @@ def loaders(data: dict) -> dict:
     cached = tonic.DiskCachedDataset(None, cache_path=str(data["cache"]))
     assert len(cached) == len(data["labels"])
     npy = NpyDataset(data["npy"], data["labels"])
+    fd = FrameDataset(data["store"], "train")
+    assert len(fd) == len(data["labels"])
     return {
         "tmkt": (ours, lambda: DataLoader(ours, batch_size=None, num_workers=WORKERS)),
         "tonic": (cached, lambda: DataLoader(cached, batch_size=BATCH, shuffle=True, num_workers=WORKERS)),
         "npy": (npy, lambda: DataLoader(npy, batch_size=BATCH, shuffle=True, num_workers=WORKERS)),
+        "frame_dataset": (fd, lambda: DataLoader(fd, batch_size=BATCH, shuffle=True, num_workers=WORKERS)),
     }
 
 
@@ -206,6 +218,11 @@ def check_equal(data: dict, sets: dict, probe: list[int]) -> int:
             assert labels[j] == data["labels"][i]
             seen += 1
     assert seen == len(want)
+    fd = sets["frame_dataset"][0]
+    for i in range(len(fd)):  # every sample, float32 like tonic's cache
+        x, y = fd[i]
+        assert x.dtype == np.float32 and y == int(data["labels"][i])
+        np.testing.assert_array_equal(x, want[i])
     for i in probe:
         x, y = cached[i]
         np.testing.assert_array_equal(x, want[i])
@@ -236,6 +253,14 @@ def time_epoch(ds, make, epoch: int) -> tuple[float, float, int]:  # noqa: ANN00
     return dt, _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN) - c0, n
 
 
+def time_random_access(ds, order: np.ndarray) -> float:  # noqa: ANN001
+    """Microseconds per ``ds[i]`` over ``order``, in this process (no DataLoader)."""
+    t0 = time.perf_counter()
+    for i in order.tolist():
+        ds[i]
+    return 1e6 * (time.perf_counter() - t0) / len(order)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--samples", type=int, default=3000, help="samples (default 3000)")
@@ -263,6 +288,12 @@ def main() -> None:
                 assert n == args.samples, (name, n)
                 times[name].append(dt)
                 cpu[name].append(dc)
+        access: dict[str, list[float]] = {"frame_dataset": [], "tonic": []}
+        for p in range(args.epochs):
+            order = np.random.default_rng([p, 11]).permutation(args.samples)
+            for name in access:
+                access[name].append(time_random_access(sets[name][0], order))
+        access_us = {name: statistics.median(v) for name, v in access.items()}
         rate = {name: args.samples / statistics.median(ts) for name, ts in times.items()}
         cpu_ms = {name: 1e3 * statistics.median(cs) / args.samples for name, cs in cpu.items()}
         size = {
@@ -288,15 +319,31 @@ def main() -> None:
                 "tmkt": f"zarr v3 float16, {codec_of(data['store'])}, {data['shard_samples']} samples/shard",
                 "tonic": "one h5 per sample, float32, lzf",
                 "npy": "one .npy per sample, float16, uncompressed",
+                "frame_dataset": "the tmkt store above, FrameDataset items cast to float32",
             },
             "ratio_tmkt_over_tonic_speed": round(speed_ratio, 2),
             "target_speed": TARGET_SPEED,
             "passed_speed": bool(speed_ratio >= TARGET_SPEED),
             "ratio_tmkt_over_npy_speed": round(rate["tmkt"] / rate["npy"], 2),
+            "ratio_frame_dataset_over_tonic_speed": round(rate["frame_dataset"] / rate["tonic"], 2),
+            "ratio_frame_dataset_over_tonic_cpu": round(cpu_ms["tonic"] / cpu_ms["frame_dataset"], 2),
+            "random_access_us_per_sample": {k: round(v, 1) for k, v in access_us.items()},
+            "ratio_frame_dataset_over_tonic_random_access": round(
+                access_us["tonic"] / access_us["frame_dataset"], 2
+            ),
+            "target_frame_dataset": TARGET_FRAME_DATASET,
+            "passed_frame_dataset": bool(
+                rate["frame_dataset"] / rate["tonic"] > TARGET_FRAME_DATASET
+                and access_us["tonic"] / access_us["frame_dataset"] > TARGET_FRAME_DATASET
+            ),
             "ratio_tonic_over_tmkt_bytes": round(size_ratio, 2),
             "target_bytes": TARGET_SIZE,
             "passed_bytes": bool(size_ratio >= TARGET_SIZE),
-            "equal_frames_checked": {"tmkt": args.samples, "tonic_and_npy": checked},
+            "equal_frames_checked": {
+                "tmkt": args.samples,
+                "frame_dataset": args.samples,
+                "tonic_and_npy": checked,
+            },
             "build_seconds": {k: round(v, 1) for k, v in data["seconds"].items()},
             "python": platform.python_version(),
             "torch": torch.__version__,

@@ -1,9 +1,18 @@
-"""tmkt_data: event-camera recordings to training-ready frame tensors."""
+"""tmkt_data: event-camera recordings to training-ready frame tensors.
+
+``FrameDataset`` (a map-style dataset over a frame store, ``tmkt_data/dataset.py``) is
+imported on first use, so ``import tmkt_data`` does not load zarr.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from tmkt_data.binning import to_frames
 from tmkt_data.errors import EventsError, FormatError, TmktError
 from tmkt_data.events import EVENT_DTYPE, Recording, make_events
 from tmkt_data.formats import FORMATS, detect_format, read_events
+
+if TYPE_CHECKING:
+    from tmkt_data.dataset import FrameDataset
 
 __version__ = "0.1.0"
 
@@ -12,6 +21,7 @@ __all__ = [
     "FORMATS",
     "EventsError",
     "FormatError",
+    "FrameDataset",
     "Recording",
     "TmktError",
     "__version__",
@@ -20,3 +30,12 @@ __all__ = [
     "read_events",
     "to_frames",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy exports: ``FrameDataset`` imports zarr, which ``import tmkt_data`` should not pay for."""
+    if name == "FrameDataset":
+        from tmkt_data.dataset import FrameDataset
+
+        return FrameDataset
+    raise AttributeError(f"module 'tmkt_data' has no attribute {name!r}")
