@@ -7,6 +7,7 @@ import json
 import math
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from tmkt_data.events import make_events
 from tmkt_data.formats import atis_bin
 from tmkt_data.layouts.cepdvs import CLASSES as CEPDVS_CLASSES
 from tmkt_data.pairing import (
+    SYNTHETIC_RULE,
     PairingError,
     known_class_map,
     match_classes,
@@ -37,6 +39,7 @@ from tmkt_data.pairing import (
 from tmkt_data.rgb import RGBError, load_rgb
 from tmkt_data.rgb.encode import encode_images
 from tmkt_data.store import StoreError
+from tmkt_data.synth import write_synth_tree
 
 OPTS = ConvertOptions(frames=4, shard_samples=8)
 DIGITS = [str(d) for d in range(10)]
@@ -527,3 +530,320 @@ def test_cli_pair_json_tables_and_errors(store: Path, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "--val-fraction 2.0: expected 0 <= F < 1" in res.output
     res = runner.invoke(_app(), ["pair", str(store), "cifar10", str(tmp_path)])
     assert res.exit_code == 2 and "cifar-10-batches-py: missing folder" in res.output
+
+
+# ---------------------------------------------------------------- pool hygiene: synthetic stores
+
+
+@pytest.fixture(scope="module")
+def synth_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic folder store simulated (random events) from digits: per class 10 RGB-train images
+    (DVS train 7, DVS test 3) and 2 RGB-test images (DVS test)."""
+    base = tmp_path_factory.mktemp("synth")
+    digits = load_rgb("digits")
+    rng = np.random.default_rng(3)
+    chosen, dvs_split = [], []
+    for c in range(10):
+        rows = np.flatnonzero(digits.labels == c)
+        train = [int(i) for i in rows if digits.split[i] == "train"][:10]
+        test = [int(i) for i in rows if digits.split[i] == "test"][:2]
+        chosen += train + test
+        dvs_split += ["train"] * 7 + ["test"] * 3 + ["test"] * 2
+    events = []
+    for _ in chosen:
+        n = 200
+        ev = make_events(
+            np.sort(rng.integers(0, 50_000, n)),
+            rng.integers(0, 34, n),
+            rng.integers(0, 34, n),
+            rng.integers(0, 2, n),
+        )
+        ev["t"] -= ev["t"][0]
+        events.append(ev)
+    write_synth_tree(
+        base / "raw", events, [int(digits.labels[i]) for i in chosen], DIGITS, dvs_split,
+        [digits.source_ids[i] for i in chosen], source={"kind": "digits"},
+    )  # fmt: skip
+    opts = ConvertOptions(frames=4, shard_samples=16, layout_options={"sensor_size": (34, 34)})
+    convert("folder", base / "raw", base / "store.zarr", opts)
+    return base / "store.zarr"
+
+
+@pytest.fixture()
+def sstore(synth_store: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "synth.zarr"
+    shutil.copytree(synth_store, out)
+    return out
+
+
+def eval_source_ids(store: Path, p: Any) -> set[str]:
+    """Plain recomputation: the digits ids of the DVS val/test samples of ``p``, from the synthetic.json
+    of the raw tree beside ``store`` (the module's synthetic store) and the store's source_path."""
+    meta = json.loads((store.parent / "raw" / "synthetic.json").read_text())
+    cols = meta["samples"]["columns"]
+    by_file = {r[cols.index("file")]: r[cols.index("source_id")] for r in meta["samples"]["rows"]}
+    paths = np.asarray(zarr.open_group(str(store), mode="r")["source_path"][:], dtype=object)
+    return {by_file[str(paths[i])] for sp in ("val", "test") for i in p.dvs[sp].tolist()}
+
+
+def test_synthetic_pools_exclude_eval_sources(sstore: Path, synth_store: Path) -> None:
+    rep = pair_store(sstore, "digits", None, val_fraction=0.3)  # 7 train per class: 2 val
+    p = read_pairs(sstore)
+    assert rep.instance_rule == SYNTHETIC_RULE and rep.exclude_eval_sources
+    assert rep.split_counts == {"train": 50, "val": 20, "test": 50}
+    # plain python: pools are the digits train images of each class minus the eval sources
+    evals = eval_source_ids(synth_store, p)
+    assert len(evals) == 70  # 2 val + 3 test from RGB train + 2 from RGB test, per class
+    assert {p.rgb_source_ids[r] for r in p.eval_rgb.tolist()} == evals
+    for c in range(10):
+        want = [
+            j
+            for j in range(len(p.rgb_labels))
+            if p.rgb_split[j] == "train" and p.rgb_labels[j] == c and p.rgb_source_ids[j] not in evals
+        ]
+        assert p.pool(c).tolist() == want
+        all_train = sum(
+            1 for j in range(len(p.rgb_labels)) if p.rgb_split[j] == "train" and p.rgb_labels[j] == c
+        )
+        assert rep.per_class[c]["excluded"] == 5 == all_train - len(want)
+    assert rep.pool_excluded == rep.eval_source_images == 50  # 5 RGB-train sources per class
+    assert p.attrs["pool_excluded"] == 50 and p.attrs["eval_source_images"] == 50
+    assert p.attrs["exclude_eval_sources"] is True and p.attrs["instance_rule"] == SYNTHETIC_RULE
+    assert any("50 RGB training image(s) kept out of the pools" in w for w in rep.warnings)
+    # the train samples' own sources stay in the pools
+    assert not evals & {p.rgb_source_ids[r] for r in p.pool_rgb.tolist()}
+
+    # --keep-eval-sources: the reference's pools (every RGB train image), a different pairing
+    keep = pair_store(sstore, "digits", None, val_fraction=0.3, exclude_eval_sources=False)
+    q = read_pairs(sstore)
+    assert keep.pool_excluded == 0 and keep.eval_source_images == 50 and not keep.exclude_eval_sources
+    assert q.pool_rgb.tolist() == [
+        j for j in np.argsort(q.rgb_labels, kind="stable") if q.rgb_split[j] == "train"
+    ]
+    assert all(c["excluded"] == 0 for c in keep.per_class)
+    assert keep.pairing_id != rep.pairing_id
+    assert any("--keep-eval-sources" in w for w in keep.warnings)
+    for sp in ("train", "val", "test"):
+        np.testing.assert_array_equal(q.dvs[sp], p.dvs[sp])  # only the pools changed
+
+
+def test_synthetic_instance_partners_and_other_source(sstore: Path, synth_store: Path) -> None:
+    rep = pair_store(sstore, "digits", None, instance=True, val_fraction=0.3)
+    p = read_pairs(sstore)
+    meta = json.loads((synth_store.parent / "raw" / "synthetic.json").read_text())
+    cols = meta["samples"]["columns"]
+    by_file = {r[cols.index("file")]: r[cols.index("source_id")] for r in meta["samples"]["rows"]}
+    paths = np.asarray(zarr.open_group(str(sstore), mode="r")["source_path"][:], dtype=object)
+    for sp in ("train", "val", "test"):
+        assert [p.rgb_source_ids[r] for r in p.partners[sp].tolist()] == [
+            by_file[paths[i]] for i in p.dvs[sp]
+        ]
+    assert rep.partners["val"] == {"paired": 20, "missing": 0} and rep.orientation["n_pairs"] == 120
+    assert rep.pool_excluded == 50
+
+    # simulated from another source: no link (a warning), nothing excluded, --instance refused
+    g = zarr.open_group(str(sstore), mode="r+")
+    sm = dict(g.attrs["source_metadata"])
+    g.attrs["source_metadata"] = {**sm, "source": {"kind": "mnist"}}
+    other = pair_store(sstore, "digits", None, val_fraction=0.3)
+    assert other.instance_rule is None and other.eval_source_images is None and other.pool_excluded == 0
+    assert any("simulated from 'mnist' images, not 'digits'" in w for w in other.warnings)
+    with pytest.raises(PairingError, match=r"--instance: no instance correspondence for folder \+ digits"):
+        pair_store(sstore, "digits", None, instance=True)
+
+
+def test_instance_rule_pools_keep_option(tmp_path: Path) -> None:
+    mnist, tree = make_instance_data(tmp_path, None)
+    store = tmp_path / "inst.zarr"
+    convert("nmnist", tree, store, OPTS)
+    rep = pair_store(store, "mnist", mnist, val_fraction=0.2)  # rule-based link, without --instance
+    p = read_pairs(store)
+    # 3 MNIST train images per digit: 1 val each (round(0.6)); the 10 test sources are MNIST test images
+    assert rep.pool_excluded == len(p.dvs["val"]) == 10 and len(p.eval_rgb) == 20
+    keep = pair_store(store, "mnist", mnist, val_fraction=0.2, exclude_eval_sources=False)
+    q = read_pairs(store)
+    assert keep.pool_excluded == 0 and keep.eval_source_images == 10 and len(q.pool_rgb) == 30
+    np.testing.assert_array_equal(q.eval_rgb, p.eval_rgb)
+
+
+# ---------------------------------------------------------------- per-class budgets
+
+
+def reference_selection(meta: dict[str, np.ndarray], seed: int, n_val: int, n_train: int) -> dict[str, set]:
+    """Plain python: per class, sha256-ordered val then train samples of the store's train split."""
+    out: dict[str, set] = {"val": set(), "train": set()}
+    for c in range(10):
+        members = [
+            i for i in range(len(meta["ids"])) if meta["labels"][i] == c and meta["split"][i] == "train"
+        ]
+        by_val = sorted(
+            members, key=lambda i: hashlib.sha256(f"{seed}/val/{meta['ids'][i]}".encode()).digest()
+        )
+        rest = sorted(
+            by_val[n_val:],
+            key=lambda i: hashlib.sha256(f"{seed}/dvs_fraction/{meta['ids'][i]}".encode()).digest(),
+        )
+        out["val"] |= set(by_val[:n_val])
+        out["train"] |= set(rest[:n_train])
+    return out
+
+
+def test_dvs_per_class_counts_nesting_and_record(store: Path) -> None:
+    meta = store_meta(store)
+    assert meta["valid"].all()
+    kept, ids = {}, set()
+    for n in (1, 2, 3, 5):
+        rep = pair_store(store, "digits", None, val_per_class=1, dvs_per_class=n, seed=4)
+        p = read_pairs(store)
+        ref = reference_selection(meta, 4, 1, n)
+        assert set(p.dvs["train"].tolist()) == ref["train"] and set(p.dvs["val"].tolist()) == ref["val"]
+        assert np.bincount(meta["labels"][p.dvs["train"]], minlength=10).tolist() == [n] * 10
+        assert np.bincount(meta["labels"][p.dvs["val"]], minlength=10).tolist() == [1] * 10
+        assert all(c["train"] == n and c["val"] == 1 for c in rep.per_class)
+        assert (p.attrs["dvs_per_class"], p.attrs["val_per_class"], p.attrs["val_fraction"]) == (n, 1, None)
+        assert (rep.dvs_per_class, rep.val_per_class, rep.val_fraction) == (n, 1, None)
+        kept[n] = set(p.dvs["train"].tolist())
+        ids.add(rep.pairing_id)
+    assert kept[1] <= kept[2] <= kept[3] <= kept[5]  # a scarcity curve adds data
+    assert len(ids) == 4
+    # with val_fraction: the first N of the fraction's order, so inside a fraction keeping more
+    pair_store(store, "digits", None, dvs_per_class=2, seed=4)
+    two = read_pairs(store).dvs["train"]
+    assert np.bincount(meta["labels"][two], minlength=10).tolist() == [2] * 10
+    frac = pair_store(store, "digits", None, dvs_fraction=0.4, seed=4)  # ceil(0.4 * (6 - 1)) = 2 or more
+    p = read_pairs(store)
+    assert frac.val_fraction == 0.1 and p.attrs["val_per_class"] is None and p.attrs["dvs_per_class"] is None
+    assert set(two.tolist()) <= set(p.dvs["train"].tolist())
+
+
+def test_per_class_errors_leave_store(store: Path) -> None:
+    meta = store_meta(store)
+    per_class = np.bincount(meta["labels"][meta["split"] == "train"], minlength=10)
+    smallest = int(per_class.min())
+    first = int(np.argmin(per_class))  # the first class named in the error
+    pair_store(store, "digits", None)
+    before = snapshot(store)
+    for kw, msg in (
+        ({"dvs_per_class": 0}, r"--dvs-per-class 0: expected an integer >= 1"),
+        ({"dvs_per_class": 2.5}, r"--dvs-per-class 2.5: expected an integer >= 1"),
+        ({"dvs_per_class": True}, r"--dvs-per-class True: expected an integer >= 1"),
+        ({"val_per_class": -1}, r"--val-per-class -1: expected an integer >= 0"),
+        (
+            {"dvs_per_class": 2, "dvs_fraction": 0.5},
+            r"--dvs-fraction 0.5 and --dvs-per-class 2: give one of them",
+        ),
+        (
+            {"val_per_class": 1, "val_fraction": 0.1},
+            r"--val-fraction 0.1 and --val-per-class 1: give one of them",
+        ),
+        (
+            {"val_per_class": 1, "dvs_per_class": smallest},
+            rf"--val-per-class 1 with --dvs-per-class {smallest} needs {smallest + 1} DVS training samples per "
+            rf"class \(1 val \+ {smallest} train\); class\(es\) with fewer \(training samples\): '{first}' \({smallest}\)",
+        ),
+        (
+            {"val_per_class": smallest},
+            rf"--val-per-class {smallest} needs {smallest + 1} .*'{first}' \({smallest}\)",
+        ),
+        (
+            {"dvs_per_class": smallest},
+            rf"--dvs-per-class {smallest} needs {smallest} DVS training samples per class left after "
+            rf"--val-fraction 0.1; .*'{first}' \({smallest}, 1 to val\)",
+        ),
+        ({"exclude_eval_sources": "no"}, r"exclude_eval_sources 'no': expected true or false"),
+    ):
+        with pytest.raises(PairingError, match=msg):
+            pair_store(store, "digits", None, **kw)
+    assert snapshot(store) == before
+
+
+def test_val_fraction_small_classes_and_val_per_class(store: Path) -> None:
+    assert n_val_for(30, 0.1) == 3 and n_val_for(4, 0.1) == 0 and n_val_for(5, 0.1) == 1
+    rep = pair_store(store, "digits", None, val_fraction=0.05)  # 6 train per class: round(0.3) = 0
+    assert rep.split_counts["val"] == 0
+    assert any("--val-fraction 0.05 gives 10 class(es) no validation sample" in w for w in rep.warnings)
+    rep = pair_store(store, "digits", None, val_per_class=2)
+    assert all(c["val"] == 2 for c in rep.per_class) and not any("validation" in w for w in rep.warnings)
+    rep = pair_store(store, "digits", None, val_per_class=0)
+    assert rep.split_counts["val"] == 0 and read_pairs(store).attrs["val_per_class"] == 0
+
+
+def test_read_pairs_checks_recorded_selection(sstore: Path) -> None:
+    pair_store(sstore, "digits", None, val_per_class=2, dvs_per_class=3)
+    read_pairs(sstore)
+    pg = zarr.open_group(str(sstore / "pairs"), mode="r+")
+    pg.attrs["dvs_per_class"] = 4
+    with pytest.raises(
+        PairingError, match=r"class '0' has 3 DVS train sample\(s\), expected dvs_per_class = 4"
+    ):
+        read_pairs(sstore)
+    pg.attrs["dvs_per_class"] = 3
+    pg.attrs["exclude_eval_sources"] = False
+    with pytest.raises(PairingError, match=r"pool_excluded 50, expected 0 \(exclude_eval_sources False"):
+        read_pairs(sstore)
+    pg.attrs["exclude_eval_sources"] = True
+    pg.attrs["val_fraction"] = 0.1
+    with pytest.raises(PairingError, match=r"val_fraction 0.1 and val_per_class 2: expected exactly one set"):
+        read_pairs(sstore)
+    pg.attrs["val_fraction"] = None
+    read_pairs(sstore)
+    # an eval source slipped into its class's pool
+    p = read_pairs(sstore)
+    src = int(p.eval_rgb[np.asarray(p.rgb_split, dtype=object)[p.eval_rgb] == "train"][0])
+    c = int(p.rgb_labels[src])
+    pool = zarr.open_array(str(sstore / "pairs" / "pool_rgb"), mode="r+")
+    pool[int(p.pool_offsets[c])] = src
+    with pytest.raises(PairingError, match=r"a pool holds the RGB source of a DVS val/test sample"):
+        read_pairs(sstore)
+
+
+def test_pipeline_pair_keys_reach_pair_store(store: Path, tmp_path: Path) -> None:
+    from tmkt_train.pipeline import load_pipeline, pair_settings, pair_step
+
+    def recipe(extra: str) -> Any:
+        path = tmp_path / "r.toml"
+        path.write_text(
+            '[pipeline]\nname = "t"\n[convert]\ndataset = "nmnist"\n'
+            f'[pair]\nrgb_kind = "digits"\n{extra}\n[[runs]]\nname = "a"\nmethod = "scratch"\n'
+        )
+        return load_pipeline(path)
+
+    settings = pair_settings(
+        recipe("val_per_class = 1\ndvs_per_class = 2\nexclude_eval_sources = false"), None
+    )
+    assert settings["val_fraction"] is None and settings["dvs_per_class"] == 2
+    assert settings["exclude_eval_sources"] is False
+    log: list[str] = []
+    first = pair_step(store, settings, log.append)
+    p = read_pairs(store)
+    assert (p.attrs["val_per_class"], p.attrs["dvs_per_class"], p.attrs["exclude_eval_sources"]) == (
+        1,
+        2,
+        False,
+    )
+    assert np.bincount(p.dvs_labels[p.dvs["train"]], minlength=10).tolist() == [2] * 10
+    assert pair_step(store, settings, log.append) == first and log[-1].endswith("is up to date, skipped")
+    other = pair_settings(recipe("val_per_class = 1\ndvs_per_class = 3"), None)
+    assert other["exclude_eval_sources"] is True
+    assert pair_step(store, other, log.append) != first
+    assert read_pairs(store).attrs["dvs_per_class"] == 3
+    assert pair_settings(recipe(""), None)["val_fraction"] == 0.1
+
+
+def test_cli_per_class_and_keep_eval_sources(sstore: Path) -> None:
+    runner = CliRunner()
+    args = ["pair", str(sstore), "digits", "--json", "--val-per-class", "2", "--dvs-per-class", "1"]
+    res = runner.invoke(_app(), args)
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.stdout)
+    assert info["split_counts"]["train"] == 10 and info["val_per_class"] == 2 and info["pool_excluded"] == 50
+    res = runner.invoke(_app(), [*args, "--keep-eval-sources"])
+    info = json.loads(res.stdout)
+    assert (
+        info["pool_excluded"] == 0 and info["eval_source_images"] == 50 and not info["exclude_eval_sources"]
+    )
+    res = runner.invoke(_app(), ["pair", str(sstore), "digits", "--dvs-per-class", "3"])
+    assert res.exit_code == 0, res.output
+    assert "DVS 3 per class" in res.stdout and "40 RGB training images excluded" in res.stdout
+    res = runner.invoke(_app(), ["pair", str(sstore), "digits", "--dvs-per-class", "9"])
+    assert res.exit_code == 2 and "--dvs-per-class 9 needs 9 DVS training samples" in res.output

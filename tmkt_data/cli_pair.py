@@ -35,12 +35,36 @@ def pair_command(
         bool, typer.Option("--drop-unmatched", help="Leave unmatched classes out instead of failing.")
     ] = False,
     val_fraction: Annotated[
-        float, typer.Option("--val-fraction", help="Fraction of DVS train carved into val, per class.")
-    ] = 0.1,
+        float | None,
+        typer.Option(
+            "--val-fraction", help="Fraction of DVS train carved into val, per class (default 0.1)."
+        ),
+    ] = None,
+    val_per_class: Annotated[
+        int | None,
+        typer.Option(
+            "--val-per-class", help="Carve exactly N val samples per class (not with --val-fraction)."
+        ),
+    ] = None,
     dvs_fraction: Annotated[
         float,
         typer.Option("--dvs-fraction", help="Fraction of DVS train samples kept per class (at least 1)."),
     ] = 1.0,
+    dvs_per_class: Annotated[
+        int | None,
+        typer.Option(
+            "--dvs-per-class",
+            help="Keep exactly N DVS train samples per class after val (nested in N; not with --dvs-fraction).",
+        ),
+    ] = None,
+    exclude_eval_sources: Annotated[
+        bool,
+        typer.Option(
+            "--exclude-eval-sources/--keep-eval-sources",
+            help="Keep the RGB sources of DVS val/test samples out of the pools where the instance link "
+            "is known (default), or keep them in (the reference's pools).",
+        ),
+    ] = True,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the val and fraction selections.")] = 0,
     instance: Annotated[
         bool,
@@ -62,7 +86,8 @@ def pair_command(
 ) -> None:
     """Pair a store's DVS samples with same-class RGB images; write rgb/ and pairs/ into the store.
 
-    Example: tmkt-data pair ncal.zarr caltech101 ~/caltech101 --dvs-fraction 0.2 --instance
+    Example: tmkt-data pair ncal.zarr caltech101 ~/caltech101 --dvs-fraction 0.2 --instance;
+    scarce events: --val-per-class 2 --dvs-per-class 5
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -96,6 +121,9 @@ def pair_command(
             dvs_fraction=dvs_fraction,
             seed=seed,
             instance=instance,
+            val_per_class=val_per_class,
+            dvs_per_class=dvs_per_class,
+            exclude_eval_sources=exclude_eval_sources,
             encode_mode="gray" if grayscale else "hsv_v",
             rgb_options=parse_key_values(rgb_option or [], "--rgb-option"),
             split_array=split,
@@ -118,9 +146,17 @@ def print_report(report: Any) -> None:
         f"{r.encode_mode}, {r.size[0]}x{r.size[1]}",
     )
     head.add_row("DVS splits", ", ".join(f"{sp} {n:,}" for sp, n in r.split_counts.items()))
-    head.add_row(
-        "selection", f"seed {r.seed}, val fraction {r.val_fraction:g}, DVS fraction {r.dvs_fraction:g}"
+    val = (
+        f"val {r.val_per_class} per class"
+        if r.val_per_class is not None
+        else f"val fraction {r.val_fraction:g}"
     )
+    train = (
+        f"DVS {r.dvs_per_class} per class"
+        if r.dvs_per_class is not None
+        else f"DVS fraction {r.dvs_fraction:g}"
+    )
+    head.add_row("selection", f"seed {r.seed}, {val}, {train}")
     head.add_row("class map", (r.class_map or {}).get("source", "none (names)"))
     matched = sum(1 for m in r.class_mapping if m["rgb"])
     head.add_row("classes matched", f"{matched} of {len(r.class_mapping)}")
@@ -128,8 +164,16 @@ def print_report(report: Any) -> None:
         head.add_row("DVS classes dropped", ", ".join(r.dvs_classes_dropped))
     if r.rgb_classes_unused:
         head.add_row("RGB classes unused", ", ".join(r.rgb_classes_unused))
-    if r.pool_excluded:
-        head.add_row("kept out of pools", f"{r.pool_excluded:,} RGB images of DVS val/test instances")
+    if r.eval_source_images is None:
+        hygiene = "instance link unknown: nothing excluded"
+    elif r.exclude_eval_sources:
+        hygiene = f"{r.pool_excluded:,} RGB training images excluded (sources of DVS val/test samples)"
+    else:
+        hygiene = f"{r.eval_source_images:,} sources of DVS val/test samples kept in (--keep-eval-sources)"
+    head.add_row("RGB pools", hygiene)
+    if r.instance_rule:
+        synth = r.instance_rule.startswith("synthetic store")
+        head.add_row("instance link", "the synthetic store's source ids" if synth else r.instance_rule)
     if r.partners is not None:
         head.add_row(
             "instance partners",
@@ -140,7 +184,7 @@ def print_report(report: Any) -> None:
     console.print(head)
 
     table = Table(title="per class")
-    for col in ("DVS class", "RGB classes", "how", "train", "val", "test", "RGB pool"):
+    for col in ("DVS class", "RGB classes", "how", "train", "val", "test", "RGB pool", "excluded"):
         table.add_column(col, justify="left" if col in ("DVS class", "RGB classes", "how") else "right")
     rows = list(zip(r.class_mapping, r.per_class, strict=True))
     for m, c in rows[:_MAX_CLASS_ROWS]:
@@ -148,7 +192,7 @@ def print_report(report: Any) -> None:
             m["dvs"],
             ", ".join(m["rgb"]) or "-",
             m["how"],
-            *(f"{c[k]:,}" for k in ("train", "val", "test", "pool")),
+            *(f"{c[k]:,}" for k in ("train", "val", "test", "pool", "excluded")),
         )
     if len(rows) > _MAX_CLASS_ROWS:
         pools = sorted(c["pool"] for _, c in rows)

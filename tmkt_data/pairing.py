@@ -1,7 +1,7 @@
 """Pair a frame store's DVS samples with RGB images of the same class (``tmkt-data pair``).
 
 The pairing index and the encoded RGB images live in the store itself, in the
-groups ``rgb/`` and ``pairs/`` (layout in ``docs/pairs-format.md``), so
+groups ``rgb/`` and ``pairs/`` (layout in ``docs/store-format.md``), so
 training never touches the raw image files. Both groups are written under
 temporary names (``_rgb_tmp``, ``_pairs_tmp``) and renamed into place only when
 everything succeeded: a failed run leaves the store as it was.
@@ -15,19 +15,27 @@ Rules (each recorded in ``pairs/`` attributes):
   either side is an error listing them all, unless ``drop_unmatched``.
 * DVS splits: the store's split array (``split`` by default) gives train and
   test (valid samples only); ``val`` is carved from train, per class; then
-  ``dvs_fraction`` keeps a fraction of the remaining train samples per class.
-  Both selections order a class's samples by ``sha256("<seed>/<purpose>/<sample_id>")``,
-  so they are deterministic, independent of other classes and samples, and a
-  smaller fraction is a subset of a larger one.
+  ``dvs_fraction`` or ``dvs_per_class`` keeps part of the remaining train
+  samples per class. Both selections order a class's samples by
+  ``sha256("<seed>/<purpose>/<sample_id>")`` (purpose ``val``, then
+  ``dvs_fraction`` for both train selections), so they are deterministic,
+  independent of other classes and samples, and a smaller fraction or count
+  keeps a subset of a larger one's samples.
 
-  - ``n_val = floor(val_fraction * n + 1/2)`` (round half up), at most ``n - 1``.
-  - ``n_keep = ceil(dvs_fraction * m)`` of the ``m`` remaining, at least 1.
+  - ``n_val = floor(val_fraction * n + 1/2)`` (round half up), at most ``n - 1``;
+    or exactly ``val_per_class`` (the class needs at least ``val_per_class + 1``).
+  - ``n_keep = ceil(dvs_fraction * m)`` of the ``m`` remaining, at least 1;
+    or exactly ``dvs_per_class`` (the class needs at least that many).
 
+* Instance links (which RGB image a recording shows): N-MNIST/MNIST and
+  N-Caltech101/Caltech101 by file name (:data:`INSTANCE_RULES`), and synthetic
+  stores paired with the RGB source they were simulated from, through the
+  simulator's samples table (:func:`synthetic_sources`).
 * RGB pools: for each DVS class, the RGB images of its matched RGB classes in
-  the RGB source's train split. Where the datasets define instance
-  correspondence (N-MNIST/MNIST, N-Caltech101/Caltech101), the RGB images whose
-  recording is a DVS val or test sample are left out of the pools (no
-  appearance leak into validation/test), with or without ``instance``.
+  the RGB source's train split. Where the instance link is known, the RGB
+  images that are the sources of DVS val or test samples are left out of the
+  pools (no appearance leak into validation/test), with or without
+  ``instance``, unless ``exclude_eval_sources=False`` (the reference's pools).
 * Every pair has equal labels: asserted before writing and by :func:`read_pairs`.
 """
 
@@ -56,7 +64,7 @@ from tmkt_data.rgb.encode import ENCODE_MODES, encode_images
 from tmkt_data.store import open_store
 
 PAIRS_FORMAT = "tmkt-pairs"
-PAIRS_FORMAT_VERSION = 1
+PAIRS_FORMAT_VERSION = 2
 SPLITS = ("train", "val", "test")
 CLASSMAP_DIR = Path(__file__).resolve().parent / "classmaps"
 _TMP = {"rgb": "_rgb_tmp", "pairs": "_pairs_tmp"}
@@ -382,6 +390,47 @@ INSTANCE_RULES: dict[tuple[str, str], tuple[Callable[..., str | None], str]] = {
     ),
 }
 
+#: The instance link of a synthetic store (see :func:`synthetic_sources`).
+SYNTHETIC_RULE = (
+    "synthetic store: the sample's source_path is a file of the simulator's samples table "
+    "(attrs.source_metadata.samples), whose source_id is the RGB image it was simulated from"
+)
+
+
+def synthetic_sources(
+    attrs: dict[str, Any], source_paths: list[str] | None, rgb_kind: str
+) -> tuple[list[str | None] | None, str | None]:
+    """Per store sample, the id of the RGB image it was simulated from (None: not in the table).
+
+    The link holds for a store with ``attrs.synthetic`` whose
+    ``attrs.source_metadata`` (the simulator's ``synthetic.json``) names
+    ``rgb_kind`` as its source and holds the samples table (columns ``file``
+    and ``source_id``; ``file`` is the recording's path in the raw tree, which
+    is the store's ``source_path``).
+
+    Returns:
+        ``(ids, None)`` when the link holds; ``(None, reason)`` for a synthetic
+        store where it does not (the reason in words); ``(None, None)`` for a
+        store that is not synthetic.
+    """
+    if not attrs.get("synthetic", False):
+        return None, None
+    meta = attrs.get("source_metadata")
+    if not isinstance(meta, dict):
+        return None, "the synthetic store has no source_metadata (the simulator's synthetic.json)"
+    kind = (meta.get("source") or {}).get("kind") if isinstance(meta.get("source"), dict) else None
+    if kind != rgb_kind:
+        return None, f"the synthetic store was simulated from {kind!r} images, not {rgb_kind!r}"
+    table = meta.get("samples")
+    cols = table.get("columns") if isinstance(table, dict) else None
+    if not isinstance(cols, list) or "file" not in cols or "source_id" not in cols:
+        return None, "the synthetic store's source_metadata has no samples table with file and source_id"
+    if source_paths is None:
+        return None, "the synthetic store has no source_path array"
+    fi, si = cols.index("file"), cols.index("source_id")
+    by_file = {str(r[fi]): str(r[si]) for r in table.get("rows", []) if r[fi] is not None}
+    return [by_file.get(p) for p in source_paths], None
+
 
 # ---------------------------------------------------------------------------- orientation
 
@@ -440,7 +489,18 @@ def orientation_scores(event_img: np.ndarray, rgb_img: np.ndarray) -> dict[str, 
 
 @dataclass
 class PairReport:
-    """What :func:`pair_store` did (also what ``tmkt-data pair`` prints)."""
+    """What :func:`pair_store` did (also what ``tmkt-data pair`` prints).
+
+    Selection: ``val_fraction`` (None when ``val_per_class`` is given),
+    ``val_per_class``, ``dvs_fraction``, ``dvs_per_class`` (None when not
+    given). ``per_class`` rows: class, DVS ``train``/``val``/``test`` counts,
+    ``pool`` size and ``excluded`` (RGB training images of the class kept out
+    of its pool). Pool hygiene: ``instance_rule`` is the instance link used
+    (None: unknown), ``eval_source_images`` the RGB training images that are
+    sources of DVS val/test samples (None when the link is unknown),
+    ``pool_excluded`` those kept out of the pools (0 with
+    ``exclude_eval_sources=False``).
+    """
 
     store: str
     dvs_dataset: str
@@ -454,8 +514,10 @@ class PairReport:
     split_counts: dict[str, int]
     per_class: list[dict[str, Any]]
     seed: int
-    val_fraction: float
+    val_fraction: float | None
+    val_per_class: int | None
     dvs_fraction: float
+    dvs_per_class: int | None
     encode_mode: str
     size: tuple[int, int]
     class_map: dict[str, Any] | None
@@ -463,6 +525,8 @@ class PairReport:
     instance_rule: str | None
     partners: dict[str, dict[str, int]] | None
     orientation: dict[str, Any] | None
+    exclude_eval_sources: bool
+    eval_source_images: int | None
     pool_excluded: int
     synthetic: bool
     warnings: list[str]
@@ -517,6 +581,9 @@ class Pairs:
         dvs_labels: (N,) labels of every store sample.
         attrs: the ``pairs`` group's attributes; ``rgb_attrs``: the ``rgb`` group's.
         rgb_images: the ``rgb/images`` array (M, 2, H, W) float16, read lazily.
+        eval_rgb: RGB rows that are the sources of DVS val/test samples (empty
+            when the instance link is unknown); kept out of the pools unless
+            ``attrs["exclude_eval_sources"]`` is False.
     """
 
     store: Path
@@ -532,6 +599,7 @@ class Pairs:
     attrs: dict[str, Any]
     rgb_attrs: dict[str, Any]
     rgb_images: Any = None
+    eval_rgb: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def pool(self, c: int) -> np.ndarray:
         """RGB rows that DVS class ``c`` draws partners from."""
@@ -584,6 +652,78 @@ def _check_fraction(name: str, value: float, *, lo_open: bool, allow_one: bool) 
         rng = ("0 < F" if lo_open else "0 <= F") + (" <= 1" if allow_one else " < 1")
         raise PairingError(f"{name} {value!r}: expected {rng}")
     return v
+
+
+def _check_count(name: str, value: Any, minimum: int) -> int | None:
+    """``value`` as an int >= ``minimum``, or None for None; PairingError naming the option otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise PairingError(f"{name} {value!r}: expected an integer >= {minimum}")
+    return int(value)
+
+
+def check_selection(
+    classes: list[str],
+    dvs: dict[str, np.ndarray],
+    dvs_labels: np.ndarray,
+    pool_rgb: np.ndarray,
+    rgb_split: list[str],
+    eval_rgb: np.ndarray,
+    attrs: dict[str, Any],
+    where: str,
+) -> None:
+    """Check the index against its recorded selection settings; PairingError naming the first violation.
+
+    ``attrs`` holds ``val_fraction``, ``val_per_class``, ``dvs_fraction``,
+    ``dvs_per_class``, ``exclude_eval_sources``, ``pool_excluded`` and
+    ``dvs_classes_dropped`` (as written to ``pairs/``). Checked: the settings'
+    types and exclusivity, exactly ``val_per_class`` val and ``dvs_per_class``
+    train samples in every class that is not dropped, and, when eval sources
+    are excluded, no ``eval_rgb`` row in any pool and ``pool_excluded`` equal
+    to the eval sources in the RGB train split (0 when they are kept).
+    """
+    vf, vpc = attrs.get("val_fraction"), attrs.get("val_per_class")
+    df, dpc = attrs.get("dvs_fraction"), attrs.get("dvs_per_class")
+    excl = attrs.get("exclude_eval_sources")
+    try:
+        _check_count("val_per_class", vpc, 0)
+        _check_count("dvs_per_class", dpc, 1)
+    except PairingError as err:
+        raise PairingError(f"{where}: {err}") from None
+    if (vpc is None) == (vf is None):
+        raise PairingError(
+            f"{where}: val_fraction {vf!r} and val_per_class {vpc!r}: expected exactly one set"
+        )
+    if dpc is not None and df != 1.0:
+        raise PairingError(f"{where}: dvs_per_class {dpc} with dvs_fraction {df!r}: expected dvs_fraction 1")
+    if not isinstance(excl, bool):
+        raise PairingError(f"{where}: exclude_eval_sources {excl!r}: expected true or false")
+    dropped = set(attrs.get("dvs_classes_dropped", []))
+    for sp, want in (("val", vpc), ("train", dpc)):
+        if want is None:
+            continue
+        got = np.bincount(dvs_labels[dvs[sp]], minlength=len(classes))
+        bad = [c for c in range(len(classes)) if classes[c] not in dropped and got[c] != want]
+        if bad:
+            c = bad[0]
+            raise PairingError(
+                f"{where}: class {classes[c]!r} has {int(got[c])} DVS {sp} sample(s), expected "
+                f"{'val_per_class' if sp == 'val' else 'dvs_per_class'} = {want}"
+            )
+    rgb_train = np.asarray(rgb_split, dtype=object) == "train"
+    in_train = int(np.sum(rgb_train[eval_rgb])) if len(eval_rgb) else 0
+    if excl:
+        if np.intersect1d(eval_rgb, pool_rgb).size:
+            raise PairingError(f"{where}: a pool holds the RGB source of a DVS val/test sample")
+        want_excluded = in_train
+    else:
+        want_excluded = 0
+    if attrs.get("pool_excluded") != want_excluded:
+        raise PairingError(
+            f"{where}: pool_excluded {attrs.get('pool_excluded')!r}, expected {want_excluded} "
+            f"(exclude_eval_sources {excl}, {in_train} eval source(s) in the RGB train split)"
+        )
 
 
 def _str_array(arr: Any) -> list[str]:
@@ -746,6 +886,7 @@ def _read_dvs(store: Path, split_array: str) -> tuple[zarr.Group, dict[str, Any]
         "split": _str_array(g[split_array]),
         "size": (int(frames.shape[3]), int(frames.shape[4])),
         "dataset": str(g.attrs.get("dataset", "")),
+        "source_paths": _str_array(g["source_path"]) if "source_path" in g else None,
     }
 
 
@@ -757,10 +898,13 @@ def pair_store(
     *,
     class_map: str | os.PathLike[str] | dict[str, Any] | None = None,
     drop_unmatched: bool = False,
-    val_fraction: float = 0.1,
+    val_fraction: float | None = None,
     dvs_fraction: float = 1.0,
     seed: int = 0,
     instance: bool = False,
+    val_per_class: int | None = None,
+    dvs_per_class: int | None = None,
+    exclude_eval_sources: bool = True,
     encode_mode: str = "hsv_v",
     rgb_options: dict[str, Any] | None = None,
     split_array: str = "split",
@@ -776,11 +920,20 @@ def pair_store(
         class_map: TOML path or dict (see :func:`parse_class_map`); None applies the
             shipped map for this dataset/source if there is one, ``{}`` applies none.
         drop_unmatched: leave unmatched classes out instead of failing.
-        val_fraction: fraction of each class's DVS train samples carved into val (0 <= F < 1).
+        val_fraction: fraction of each class's DVS train samples carved into val
+            (0 <= F < 1; None: 0.1, or ``val_per_class`` when that is given).
         dvs_fraction: fraction of each class's remaining DVS train samples kept (0 < F <= 1).
-        seed: selection seed (val and fraction).
-        instance: also pair each DVS sample with the RGB image it was recorded from,
-            and report the orientation check.
+        seed: selection seed (val and train selections).
+        instance: also pair each DVS sample with the RGB image it was recorded from
+            (or simulated from, for a synthetic store), and report the orientation check.
+        val_per_class: carve exactly this many val samples from every class
+            (instead of ``val_fraction``); a class needs at least one more.
+        dvs_per_class: keep exactly this many train samples per class after val
+            (instead of ``dvs_fraction``); the first of the fraction's order, so
+            the samples kept for N are a subset of those kept for N' > N.
+        exclude_eval_sources: where the instance link is known, keep the RGB
+            images that are the sources of DVS val/test samples out of the pools;
+            False keeps the reference's pools (every RGB training image).
         encode_mode: ``"hsv_v"`` (reference) or ``"gray"``.
         rgb_options: options for the RGB reader (override the class map's ``meta.rgb_options``).
         split_array: the store array giving train/test (``"split"`` or an alternative ``split_<name>``).
@@ -792,8 +945,24 @@ def pair_store(
     """
     t0 = time.perf_counter()
     store = Path(store_path).resolve()
-    val_fraction = _check_fraction("--val-fraction", val_fraction, lo_open=False, allow_one=False)
+    val_per_class = _check_count("--val-per-class", val_per_class, 0)
+    dvs_per_class = _check_count("--dvs-per-class", dvs_per_class, 1)
+    if val_fraction is not None and val_per_class is not None:
+        raise PairingError(
+            f"--val-fraction {val_fraction!r} and --val-per-class {val_per_class}: give one of them"
+        )
+    if val_per_class is None:
+        val_fraction = _check_fraction(
+            "--val-fraction", 0.1 if val_fraction is None else val_fraction, lo_open=False, allow_one=False
+        )
     dvs_fraction = _check_fraction("--dvs-fraction", dvs_fraction, lo_open=True, allow_one=True)
+    if dvs_per_class is not None and dvs_fraction != 1.0:
+        raise PairingError(
+            f"--dvs-fraction {dvs_fraction!r} and --dvs-per-class {dvs_per_class}: give one of them"
+        )
+    if not isinstance(exclude_eval_sources, (bool, np.bool_)):
+        raise PairingError(f"exclude_eval_sources {exclude_eval_sources!r}: expected true or false")
+    exclude_eval_sources = bool(exclude_eval_sources)
     if encode_mode not in ENCODE_MODES:
         raise PairingError(f"encode mode {encode_mode!r}, expected one of {', '.join(ENCODE_MODES)}")
     try:
@@ -812,11 +981,19 @@ def pair_store(
         cmap = load_class_map(class_map)
     opts = dict(cmap.rgb_options if cmap else {})
     opts.update(rgb_options or {})
-    rule = INSTANCE_RULES.get((dataset, rgb_kind))
-    if instance and rule is None:
+    synth_ids, synth_gap = synthetic_sources(dict(group.attrs), dvs["source_paths"], rgb_kind)
+    # a synthetic store's files are not the published dataset's recordings: no file-name rule
+    rule = INSTANCE_RULES.get((dataset, rgb_kind)) if synth_gap is None else None
+    rule_text = SYNTHETIC_RULE if synth_ids is not None else rule[1] if rule else None
+    if instance and rule_text is None:
         known = ", ".join(f"{d}+{k}" for d, k in INSTANCE_RULES)
         raise PairingError(
-            f"--instance: no instance correspondence for {dataset} + {rgb_kind} (defined for {known})"
+            f"--instance: no instance correspondence for {dataset} + {rgb_kind} (defined for {known}, "
+            f"and for a synthetic store paired with its source{': ' + synth_gap if synth_gap else ''})"
+        )
+    if synth_gap:
+        warnings.append(
+            f"{synth_gap}: the RGB sources of DVS val/test samples are unknown and stay in the pools"
         )
     rgb: RGBSet = load_rgb(rgb_kind, rgb_root, **opts)
     match = match_classes(classes, rgb.class_names, cmap, drop_unmatched=drop_unmatched)
@@ -850,15 +1027,49 @@ def pair_store(
     train_all = np.flatnonzero(usable & (split_arr == "train"))
     test_idx = np.flatnonzero(usable & (split_arr == "test"))
     val_parts, train_parts = [], []
+    short: list[str] = []
+    no_val: list[str] = []
+    per_class_rule = val_per_class is not None or dvs_per_class is not None
     for c in range(len(classes)):
         members = train_all[labels[train_all] == c]
-        if members.size == 0:
+        if members.size == 0 and not (per_class_rule and active[c]):
             continue
         by_val = sorted(members.tolist(), key=lambda i: _order_key(seed, "val", ids[i]))
-        nv = n_val_for(len(by_val), val_fraction)
+        n = len(by_val)
+        nv = val_per_class if val_per_class is not None else n_val_for(n, float(val_fraction or 0.0))
+        n_train = dvs_per_class if dvs_per_class is not None else 1
+        if per_class_rule and n - nv < n_train:
+            short.append(f"{classes[c]!r} ({n}" + (f", {nv} to val)" if val_per_class is None else ")"))
+            continue
+        if val_per_class is None and val_fraction and nv == 0:
+            no_val.append(classes[c])
         val_parts.append(by_val[:nv])
         rest = sorted(by_val[nv:], key=lambda i: _order_key(seed, "dvs_fraction", ids[i]))
-        train_parts.append(rest[: n_keep_for(len(rest), dvs_fraction)])
+        n_keep = dvs_per_class if dvs_per_class is not None else n_keep_for(len(rest), dvs_fraction)
+        train_parts.append(rest[:n_keep])
+    if short:
+        if val_per_class is None:
+            need = (
+                f"--dvs-per-class {dvs_per_class} needs {dvs_per_class} DVS training samples per class left"
+            )
+            need += f" after --val-fraction {val_fraction:g}"
+        else:
+            train_text = f"{dvs_per_class}" if dvs_per_class is not None else "at least 1"
+            need = (
+                f"--val-per-class {val_per_class}"
+                + (f" with --dvs-per-class {dvs_per_class}" if dvs_per_class is not None else "")
+                + f" needs {val_per_class + (dvs_per_class or 1)} DVS training samples per class "
+                f"({val_per_class} val + {train_text} train)"
+            )
+        raise PairingError(
+            f"{need}; class(es) with fewer (training samples): {', '.join(short[:_LIST_MAX])}"
+            + (f" ... and {len(short) - _LIST_MAX} more" if len(short) > _LIST_MAX else "")
+        )
+    if no_val:
+        warnings.append(
+            f"--val-fraction {val_fraction:g} gives {len(no_val)} class(es) no validation sample "
+            f"(too few training samples): {_fmt_names(no_val)}; --val-per-class sets a count per class"
+        )
     dvs_split_idx = {
         "train": np.array(sorted(i for part in train_parts for i in part), dtype=np.int64),
         "val": np.array(sorted(i for part in val_parts for i in part), dtype=np.int64),
@@ -871,16 +1082,20 @@ def pair_store(
     if no_samples:
         warnings.append(f"matched class(es) without valid DVS samples: {_fmt_names(no_samples)}")
 
-    # instance partners (for --instance, and to keep eval instances out of the pools)
+    # instance partners (for --instance, and to keep eval sources out of the pools)
     partners: dict[str, np.ndarray] | None = None
     partner_all: np.ndarray | None = None
-    if rule is not None:
-        fn = rule[0]
+    if rule_text is not None:
         partner_all = np.full(len(ids), -1, dtype=np.int64)
         rgb_names_of = [[rgb.class_names[r] for r in match.dvs_to_rgb[c]] for c in range(len(classes))]
+        rule_fn = rule[0] if rule is not None else None
         for sp_idx in dvs_split_idx.values():
             for i in sp_idx.tolist():
-                sid = fn(ids[i], classes[labels[i]], row_of_id, rgb_names_of[labels[i]])
+                sid: str | None = None
+                if synth_ids is not None:
+                    sid = synth_ids[i]
+                elif rule_fn is not None:
+                    sid = rule_fn(ids[i], classes[labels[i]], row_of_id, rgb_names_of[labels[i]])
                 if sid is not None and sid in row_of_id:
                     partner_all[i] = row_of_id[sid]
         has = partner_all >= 0
@@ -893,41 +1108,68 @@ def pair_store(
             )
             raise PairingError(
                 f"instance pairing: {wrong.size} DVS sample(s) would pair with an RGB image of another "
-                f"class, e.g. {ex}; the instance rule ({rule[1]}) does not hold for these files"
+                f"class, e.g. {ex}; the instance rule ({rule_text}) does not hold for these files"
             )
         partner_all[wrong] = -1
         if instance:
             partners = {sp: partner_all[idx] for sp, idx in dvs_split_idx.items()}
 
-    # pools: RGB-train images per DVS class, minus images of DVS val/test instances
-    excluded = np.zeros(len(keep), dtype=bool)
+    # pools: RGB-train images per DVS class, minus the sources of DVS val/test samples
+    is_source = np.zeros(len(keep), dtype=bool)
     if partner_all is not None:
         for sp in ("val", "test"):
-            p = partner_all[dvs_split_idx[sp]]
-            excluded[p[p >= 0]] = True
+            src = partner_all[dvs_split_idx[sp]]
+            is_source[src[src >= 0]] = True
+    eval_rgb = np.flatnonzero(is_source).astype(np.int64)
     is_train = np.asarray(rgb_split, dtype=object) == "train"
+    excluded = is_source if exclude_eval_sources else np.zeros(len(keep), dtype=bool)
     in_pool = is_train & ~excluded
     pool_rows = [np.flatnonzero(in_pool & (rgb_labels == c)) for c in range(len(classes))]
     pool_offsets = np.zeros(len(classes) + 1, dtype=np.int64)
     pool_offsets[1:] = np.cumsum([len(p) for p in pool_rows])
     pool_rgb = np.concatenate(pool_rows).astype(np.int64) if pool_rows else np.zeros(0, np.int64)
-    pool_excluded = int(np.sum(is_train & excluded))
+    excluded_per_class = np.bincount(rgb_labels[is_train & excluded], minlength=len(classes))
+    pool_excluded = int(excluded_per_class.sum())
+    eval_source_images = int(np.sum(is_train & is_source)) if rule_text is not None else None
     if pool_excluded:
         warnings.append(
             f"{pool_excluded} RGB training image(s) kept out of the pools: "
-            "their recordings are DVS val/test samples"
+            "they are the sources of DVS val/test samples"
+        )
+    elif eval_source_images:
+        warnings.append(
+            f"{eval_source_images} RGB pool image(s) are the sources of DVS val/test samples, kept by "
+            "--keep-eval-sources: validation and test are not independent of the RGB training images"
         )
     train_labels = set(labels[dvs_split_idx["train"]].tolist())
     empty = [c for c in range(len(classes)) if c in train_labels and not len(pool_rows[c])]
     if empty:
         rgb_names = sorted({rgb.class_names[r] for c in empty for r in match.dvs_to_rgb[c]})
+        gone = int(sum(excluded_per_class[c] for c in empty))
         raise PairingError(
             f"{rgb_kind}: class(es) {_fmt_names([classes[c] for c in empty])} have DVS training samples but "
             f"no RGB training images (their RGB classes: {_fmt_names(rgb_names)})"
+            + (
+                f"; {gone} were kept out as sources of DVS val/test samples (--keep-eval-sources keeps them)"
+                if gone
+                else ""
+            )
         )
     check_index(
         classes, dvs_split_idx, partners, pool_offsets, pool_rgb, rgb_labels, rgb_split, labels, valid, split,
         "pairing (before writing)",
+    )  # fmt: skip
+    dropped = [classes[c] for c in range(len(classes)) if not match.dvs_to_rgb[c]]
+    selection = {
+        "val_fraction": val_fraction,
+        "val_per_class": val_per_class,
+        "dvs_fraction": dvs_fraction,
+        "dvs_per_class": dvs_per_class,
+        "exclude_eval_sources": exclude_eval_sources,
+    }
+    check_selection(
+        classes, dvs_split_idx, labels, pool_rgb, rgb_split, eval_rgb,
+        {**selection, "pool_excluded": pool_excluded, "dvs_classes_dropped": dropped}, "pairing (before writing)",
     )  # fmt: skip
 
     # write: temporary groups, then swap in
@@ -938,9 +1180,16 @@ def pair_store(
     }
     pool_sizes = {classes[c]: int(pool_offsets[c + 1] - pool_offsets[c]) for c in range(len(classes))}
     h = hashlib.sha256()
-    for arr in (*dvs_split_idx.values(), pool_offsets, pool_rgb, rgb_labels, *(partners or {}).values()):
+    for arr in (
+        *dvs_split_idx.values(),
+        pool_offsets,
+        pool_rgb,
+        rgb_labels,
+        eval_rgb,
+        *(partners or {}).values(),
+    ):
         h.update(np.ascontiguousarray(arr).tobytes())
-    h.update(json.dumps([rgb_ids, encode_mode, list(size), rgb_kind, seed], default=str).encode())
+    h.update(json.dumps([rgb_ids, encode_mode, list(size), rgb_kind, seed, selection], default=str).encode())
     pairing_id = h.hexdigest()[:32]
     class_mapping = [
         {
@@ -951,7 +1200,6 @@ def pair_store(
         }
         for c in range(len(classes))
     ]
-    dropped = [classes[c] for c in range(len(classes)) if not match.dvs_to_rgb[c]]
     synthetic = bool(group.attrs.get("synthetic", False))
     if synthetic:
         warnings.append(
@@ -1044,6 +1292,7 @@ def pair_store(
                 _put(sg, "rgb", partners[sp], np.int64)
         _put(pg, "pool_offsets", pool_offsets, np.int64)
         _put(pg, "pool_rgb", pool_rgb, np.int64)
+        _put(pg, "eval_rgb", eval_rgb, np.int64)
         pairs_attrs = {
             "format": PAIRS_FORMAT,
             "format_version": PAIRS_FORMAT_VERSION,
@@ -1055,20 +1304,25 @@ def pair_store(
             "dvs_split_array": split_array,
             "rgb_kind": rgb_kind,
             "seed": seed,
-            "val_fraction": val_fraction,
-            "dvs_fraction": dvs_fraction,
+            **selection,
             "rules": {
                 "order": "per class, samples ordered by sha256('<seed>/<purpose>/<sample_id>'), "
-                "purpose val or dvs_fraction",
-                "val": "n_val = floor(val_fraction * n + 1/2), at most n - 1, from the store's train split",
-                "dvs_fraction": "n_keep = ceil(dvs_fraction * m) of the m train samples left after val, "
-                "at least 1",
-                "pools": "RGB train-split images of the matched RGB classes, excluding images whose "
-                "recording is a DVS val/test sample (where instances are defined)",
+                "purpose val, then dvs_fraction for both train selections",
+                "val": "the first val_per_class samples of the store's train split, or "
+                "n_val = floor(val_fraction * n + 1/2), at most n - 1",
+                "train": "the first dvs_per_class of the samples left after val, or "
+                "n_keep = ceil(dvs_fraction * m) of the m left, at least 1",
+                "pools": "RGB train-split images of the matched RGB classes"
+                + (
+                    ", excluding the sources of DVS val/test samples (eval_rgb; where the instance "
+                    "link is known)"
+                    if exclude_eval_sources
+                    else "; the sources of DVS val/test samples (eval_rgb) stay in (exclude_eval_sources false)"
+                ),
                 "dvs": "valid samples of matched classes only",
             },
             "instance": bool(instance),
-            "instance_rule": rule[1] if rule else None,
+            "instance_rule": rule_text,
             "class_mapping": class_mapping,
             "dvs_classes_dropped": dropped,
             "rgb_classes_unused": match.unused_rgb,
@@ -1076,6 +1330,7 @@ def pair_store(
             "counts": counts,
             "split_totals": {sp: int(len(idx)) for sp, idx in dvs_split_idx.items()},
             "pool_sizes": pool_sizes,
+            "eval_source_images": eval_source_images,
             "pool_excluded": pool_excluded,
             "partners": partner_counts,
             "orientation": orientation,
@@ -1104,19 +1359,24 @@ def pair_store(
                 "class": classes[c],
                 **{sp: counts[sp][classes[c]] for sp in SPLITS},
                 "pool": pool_sizes[classes[c]],
+                "excluded": int(excluded_per_class[c]),
             }
             for c in range(len(classes))
         ],
         seed=seed,
         val_fraction=val_fraction,
+        val_per_class=val_per_class,
         dvs_fraction=dvs_fraction,
+        dvs_per_class=dvs_per_class,
         encode_mode=encode_mode,
         size=size,
         class_map=cmap.to_dict() if cmap else None,
         instance=bool(instance),
-        instance_rule=rule[1] if rule else None,
+        instance_rule=rule_text,
         partners=partner_counts,
         orientation=orientation,
+        exclude_eval_sources=exclude_eval_sources,
+        eval_source_images=eval_source_images,
         pool_excluded=pool_excluded,
         synthetic=synthetic,
         warnings=warnings,
@@ -1181,7 +1441,7 @@ def read_pairs(store_path: str | os.PathLike[str]) -> Pairs:
     if pa.get("format") != PAIRS_FORMAT or pa.get("format_version") != PAIRS_FORMAT_VERSION:
         raise PairingError(
             f"{store}: pairs/ has format {pa.get('format')!r} v{pa.get('format_version')}, "
-            f"expected {PAIRS_FORMAT!r} v{PAIRS_FORMAT_VERSION}"
+            f"expected {PAIRS_FORMAT!r} v{PAIRS_FORMAT_VERSION}; run tmkt-data pair again"
         )
     if pa.get("pairing_id") != ra.get("pairing_id"):
         raise PairingError(
@@ -1212,11 +1472,18 @@ def read_pairs(store_path: str | os.PathLike[str]) -> Pairs:
         attrs=pa,
         rgb_attrs=ra,
         rgb_images=rg["images"],
+        eval_rgb=np.asarray(pg["eval_rgb"][:], dtype=np.int64),
     )
     split_name = str(pa.get("dvs_split_array", "split"))
     check_index(
         classes, pairs.dvs, partners, pairs.pool_offsets, pairs.pool_rgb, pairs.rgb_labels, pairs.rgb_split,
         pairs.dvs_labels, np.asarray(g["valid"][:], dtype=bool), _str_array(g[split_name]), f"{store}: pairs",
+    )  # fmt: skip
+    if len(pairs.eval_rgb) and (pairs.eval_rgb.min() < 0 or pairs.eval_rgb.max() >= len(pairs.rgb_labels)):
+        raise PairingError(f"{store}: pairs/eval_rgb holds rows outside 0..{len(pairs.rgb_labels) - 1}")
+    check_selection(
+        classes, pairs.dvs, pairs.dvs_labels, pairs.pool_rgb, pairs.rgb_split, pairs.eval_rgb, pa,
+        f"{store}: pairs",
     )  # fmt: skip
     if pairs.rgb_images.shape[0] != len(pairs.rgb_labels):
         raise PairingError(
@@ -1232,7 +1499,9 @@ __all__ = [
     "PairReport",
     "PairingError",
     "Pairs",
+    "SYNTHETIC_RULE",
     "check_index",
+    "check_selection",
     "known_class_map",
     "load_class_map",
     "match_classes",
@@ -1240,4 +1509,5 @@ __all__ = [
     "orientation_scores",
     "pair_store",
     "read_pairs",
+    "synthetic_sources",
 ]
