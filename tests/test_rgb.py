@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import math
 import pickle
+import re
 import struct
 from pathlib import Path
 
@@ -13,7 +14,14 @@ import pytest
 from PIL import Image
 
 from tmkt_data.errors import TmktError
-from tmkt_data.rgb import RGB_SOURCES, ImageFiles, RGBError, load_rgb
+from tmkt_data.rgb import (
+    RGB_SOURCES,
+    ImageFiles,
+    RGBError,
+    balanced_indices,
+    load_rgb,
+    per_class_indices,
+)
 from tmkt_data.rgb.encode import encode_images
 
 # ---------------------------------------------------------------- writers in the datasets' own formats
@@ -356,6 +364,7 @@ def test_registry_and_bad_options(tmp_path: Path) -> None:
         "omniglot",
         "imagefolder",
         "digits",
+        "digitpairs",
     }
     with pytest.raises(RGBError, match="unknown RGB source 'svhn'"):
         load_rgb("svhn", tmp_path)
@@ -364,6 +373,135 @@ def test_registry_and_bad_options(tmp_path: Path) -> None:
     with pytest.raises(RGBError, match=r"digits: unknown option\(s\) size"):
         load_rgb("digits", None, size=3)
     assert issubclass(RGBError, TmktError) and issubclass(RGBError, ValueError)
+
+
+# ---------------------------------------------------------------- digitpairs
+
+
+def _sklearn_digits() -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """scikit-learn's digits as uint8 (independent of tmkt_data) and the documented per-class split."""
+    from sklearn.datasets import load_digits
+
+    ref = load_digits()
+    images = np.round(ref.images * 255 / 16).astype(np.uint8)
+    split = [""] * len(ref.target)
+    for c in range(10):
+        idx = np.flatnonzero(ref.target == c)
+        n_train = math.ceil(0.8 * len(idx))
+        for k, i in enumerate(idx):
+            split[i] = "train" if k < n_train else "test"
+    return images, ref.target, split
+
+
+def _pair_indices(source_ids: list[str]) -> list[tuple[int, int]]:
+    out = []
+    for sid in source_ids:
+        m = re.fullmatch(r"digitpairs/(\d{4})-(\d{4})", sid)
+        assert m, sid
+        out.append((int(m.group(1)), int(m.group(2))))
+    return out
+
+
+def test_digitpairs_images_are_two_sklearn_digits_side_by_side() -> None:
+    images, target, _ = _sklearn_digits()
+    s = load_rgb("digitpairs", "-", per_class_train=20, per_class_test=5)
+    assert s.class_names == [f"{a}{b}" for a in range(10) for b in range(10)]
+    assert s.class_names[37] == "37" and s.root is None
+    assert s.images.shape == (100 * 25, 8, 16) and s.images.dtype == np.uint8
+    assert s.counts() == {c: {"train": 20, "test": 5} for c in s.class_names}
+    assert s.split == ["train"] * 2000 + ["test"] * 500  # every training image first
+    assert len(set(s.source_ids)) == len(s)
+    for k, (i, j) in enumerate(_pair_indices(s.source_ids)):
+        np.testing.assert_array_equal(s.images[k], np.hstack([images[i], images[j]]))
+        assert s.labels[k] == 10 * target[i] + target[j]
+        assert i != j
+    gapped = load_rgb("digitpairs", None, per_class_train=2, per_class_test=1, gap=3)
+    assert gapped.source_ids == load_rgb("digitpairs", None, per_class_train=2, per_class_test=1).source_ids
+    i, j = _pair_indices(gapped.source_ids[:1])[0]
+    expected = np.hstack([images[i], np.zeros((8, 3), np.uint8), images[j]])
+    np.testing.assert_array_equal(gapped.images[0], expected)
+
+
+def test_digitpairs_splits_share_no_digit_image() -> None:
+    _, _, split = _sklearn_digits()
+    s = load_rgb("digitpairs", None)  # the defaults: 150 train and 30 test pairs per class
+    assert len(s) == 100 * 180
+    used: dict[str, set[int]] = {"train": set(), "test": set()}
+    for (i, j), sp in zip(_pair_indices(s.source_ids), s.split, strict=True):
+        assert split[i] == split[j] == sp  # both digits from the pair's own split
+        used[sp] |= {i, j}
+    assert not used["train"] & used["test"]
+    assert len(s.source_ids) == len(set(s.source_ids))
+
+
+def test_digitpairs_is_deterministic_and_counts_only_append() -> None:
+    a = load_rgb("digitpairs", None, per_class_train=12, per_class_test=4, seed=5)
+    b = load_rgb("digitpairs", None, per_class_train=12, per_class_test=4, seed=5)
+    assert a.source_ids == b.source_ids
+    np.testing.assert_array_equal(a.images, b.images)
+    other = load_rgb("digitpairs", None, per_class_train=12, per_class_test=4, seed=6)
+    assert other.source_ids != a.source_ids
+    more = load_rgb("digitpairs", None, per_class_train=30, per_class_test=9, seed=5)
+    for c in range(100):
+        for sp in ("train", "test"):
+            ids_a = [
+                x for x, lab, q in zip(a.source_ids, a.labels, a.split, strict=True) if lab == c and q == sp
+            ]
+            ids_m = [x for x, lab, q in zip(more.source_ids, more.labels, more.split, strict=True)
+                     if lab == c and q == sp]  # fmt: skip
+            assert ids_m[: len(ids_a)] == ids_a
+    only_train = load_rgb("digitpairs", None, per_class_train=12, per_class_test=0, seed=5)
+    assert only_train.source_ids == a.source_ids[:1200]
+
+
+def test_digitpairs_bad_options() -> None:
+    with pytest.raises(RGBError, match=r"digitpairs: per_class_train -1, expected an integer >= 0"):
+        load_rgb("digitpairs", None, per_class_train=-1)
+    with pytest.raises(RGBError, match=r"digitpairs: per_class_test '5', expected an integer >= 0"):
+        load_rgb("digitpairs", None, per_class_test="5")
+    # digit 0 has 178 images, 178 - ceil(0.8 * 178) = 35 of them test: 35 * 34 ordered pairs for "00"
+    with pytest.raises(
+        RGBError, match=r"per_class_test=2000 for class '00', expected at most its 1190 distinct"
+    ):
+        load_rgb("digitpairs", None, per_class_test=2000)
+    with pytest.raises(RGBError, match=r"digitpairs: unknown option\(s\) per_class"):
+        load_rgb("digitpairs", None, per_class=3)
+    with pytest.raises(RGBError, match="no images found"):
+        load_rgb("digitpairs", None, per_class_train=0, per_class_test=0)
+
+
+# ---------------------------------------------------------------- selecting images per class
+
+
+def test_per_class_indices_take_the_first_images_of_each_class_and_split() -> None:
+    labels = [0, 1, 0, 0, 1, 0, 1, 1, 0]
+    split = ["train", "train", "train", "test", "train", "train", "test", "test", "test"]
+    assert per_class_indices(labels, split, {"train": 2, "test": 1}) == [0, 1, 2, 3, 4, 6]
+    assert per_class_indices(labels, split, {"train": 1}) == [0, 1, 3, 6, 7, 8]  # test not named: all
+    assert per_class_indices(labels, split, {"train": 0, "test": 5}) == [3, 6, 7, 8]
+    with pytest.raises(RGBError, match=r"per-class counts for \['val'\], expected the splits"):
+        per_class_indices(labels, split, {"val": 1})
+    with pytest.raises(RGBError, match=r"per-class count train=-2, expected an integer >= 0"):
+        per_class_indices(labels, split, {"train": -2})
+
+
+def test_rgbset_selected_per_class_then_limit() -> None:
+    s = load_rgb("digits", None)
+    sub, chosen = s.selected({"train": 3, "test": 2})
+    assert chosen == sorted(chosen) and len(chosen) == 50
+    for c in range(10):
+        idx = np.flatnonzero(s.labels == c)
+        tr = [int(i) for i in idx if s.split[i] == "train"][:3]
+        te = [int(i) for i in idx if s.split[i] == "test"][:2]
+        assert sorted(i for i in chosen if s.labels[i] == c) == sorted(tr + te)
+    assert sub.source_ids == [s.source_ids[i] for i in chosen]
+    assert sub.counts() == {str(c): {"train": 3, "test": 2} for c in range(10)}
+    both, idx = s.selected({"train": 3, "test": 2}, limit=30)
+    assert idx == [chosen[k] for k in balanced_indices(sub.labels.tolist(), sub.split, 30)]
+    # limit takes one image of every (split, class) group per round, training groups first
+    assert both.counts() == {str(c): {"train": 2, "test": 1} for c in range(10)}
+    same, every = s.selected(None, None)
+    assert same is s and every == list(range(len(s)))
 
 
 # ---------------------------------------------------------------- encoding

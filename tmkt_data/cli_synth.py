@@ -9,33 +9,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from tmkt_data.cliutil import parse_key_values
-
-console = Console()
-err_console = Console(stderr=True)
+from tmkt_data.cliutil import console, err_console, parse_key_values
 
 
 def _parse_size(text: str, what: str) -> tuple[int, int]:
     """``"34"`` -> (34, 34); ``"W,H"`` -> (W, H)."""
-    from tmkt_data.synth import SynthError
+    from tmkt_data.synth import parse_size
 
-    parts = [p.strip() for p in str(text).replace("x", ",").split(",")]
-    try:
-        vals = [int(p) for p in parts]
-    except ValueError:
-        vals = []
-    if len(vals) == 1:
-        vals = vals * 2
-    if len(vals) != 2 or min(vals) < 1:
-        raise SynthError(f"{what} {text!r}: expected S or W,H with positive integers")
-    return vals[0], vals[1]
+    return parse_size(text, what)
 
 
 def _load_source(kind: str, root: str, opts: dict[str, Any]) -> Any:
-    """The RGB set to simulate (``tmkt_data.rgb.load_rgb``; ``-`` for the built-in digits)."""
+    """The RGB set to simulate (``tmkt_data.rgb.load_rgb``; ``-`` for the built-in sources)."""
     from tmkt_data.rgb import load_rgb
 
     return load_rgb(kind, None if root in ("", "-") else root, **opts)
@@ -43,9 +30,14 @@ def _load_source(kind: str, root: str, opts: dict[str, Any]) -> Any:
 
 def synth_command(
     rgb_kind: Annotated[
-        str, typer.Argument(help="digits, mnist, cifar10, cifar100, caltech101, omniglot, imagefolder")
+        str,
+        typer.Argument(
+            help="digits, digitpairs, mnist, cifar10, cifar100, caltech101, omniglot, imagefolder"
+        ),
     ],
-    rgb_root: Annotated[str, typer.Argument(help="The RGB dataset's folder; '-' for digits (built in).")],
+    rgb_root: Annotated[
+        str, typer.Argument(help="The RGB dataset's folder; '-' for digits, digitpairs (built in).")
+    ],
     out_raw: Annotated[Path, typer.Argument(help="Folder to create: the event tree for tmkt-data convert.")],
     motion: Annotated[
         str, typer.Option("--motion", help="saccade (3 x ~100 ms, N-MNIST-like), rcls (closed loop), static.")
@@ -64,6 +56,14 @@ def synth_command(
     limit: Annotated[
         int | None,
         typer.Option("--limit", help="At most N images, spread evenly over classes and splits.", min=1),
+    ] = None,
+    per_class: Annotated[
+        str | None,
+        typer.Option(
+            "--per-class",
+            help="Images per class and split, first in source order: N, or train=N,test=M "
+            "(a split left out keeps all).",
+        ),
     ] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Threads (default: one per core).")] = None,
     threshold: Annotated[
@@ -86,6 +86,10 @@ def synth_command(
     shot_hz: Annotated[
         float, typer.Option("--shot-hz", help="Shot-noise events per pixel per s (0 = off).")
     ] = 0.0,
+    saccade_side_px: Annotated[
+        float | None,
+        typer.Option("--saccade-side-px", help="Side of the saccade triangle in sensor pixels (default 5)."),
+    ] = None,
     resample: Annotated[
         str, typer.Option("--resample", help="Image resize: bicubic, bilinear, area, nearest, lanczos.")
     ] = "bicubic",
@@ -103,38 +107,43 @@ def synth_command(
     """Simulate DVS-like events for still images and write an event tree (marked synthetic).
 
     Example: tmkt-data synth digits - digits_dvs --motion saccade --sensor 34 --render 28
+
+    Example: tmkt-data synth digitpairs - pairs_dvs --sensor 34,18 --render 32,16 --per-class train=30,test=5
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tmkt_data.synth import SimParams, check_output, synthesize_tree
+    from tmkt_data.synth import check_output, params_from_options, parse_per_class, synthesize_tree
 
     t_start = time.perf_counter()
-    base = SimParams()
-    c = base.c_on if threshold is None else threshold
-    params = SimParams(
-        c_on=c if c_on is None else c_on,
-        c_off=c if c_off is None else c_off,
-        sigma=base.sigma if sigma is None else sigma,
-        eps=base.eps if eps is None else eps,
-        refractory_us=refractory_us,
-        leak_rate_hz=leak_hz,
-        shot_rate_hz=shot_hz,
-        motion=motion,
-        sensor_size=_parse_size(sensor, "--sensor"),
-        render_size=_parse_size(render, "--render"),
-        resample=resample,
-        seed=seed,
+    params = params_from_options(
+        {
+            "threshold": threshold,
+            "c_on": c_on,
+            "c_off": c_off,
+            "sigma": sigma,
+            "eps": eps,
+            "refractory_us": refractory_us,
+            "leak_rate_hz": leak_hz,
+            "shot_rate_hz": shot_hz,
+            "motion": motion,
+            "saccade_side_px": saccade_side_px,
+            "sensor": _parse_size(sensor, "--sensor"),
+            "render": _parse_size(render, "--render"),
+            "resample": resample,
+            "seed": seed,
+        }
     )
-    params.validate()
+    counts = parse_per_class(per_class, "--per-class")
     check_output(layout, file_format, params.sensor_size)  # fail before reading the images
     opts = parse_key_values(rgb_option or [], "--rgb-option")
     rgb = _load_source(rgb_kind, rgb_root, opts)
-    sub, chosen = rgb.limited(limit)
+    sub, chosen = rgb.selected(counts, limit)
     n = len(chosen)
     source = {
         "kind": rgb.kind,
         "root": rgb.root,
         "options": opts,
+        "per_class": counts,
         "limit": limit,
         "images": n,
         "info": getattr(rgb, "info", {}),

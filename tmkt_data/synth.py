@@ -107,6 +107,7 @@ __all__ = [
     "LAYOUTS",
     "METADATA_FILE",
     "MOTIONS",
+    "SIM_OPTIONS",
     "SIM_VERSION",
     "SimParams",
     "SynthError",
@@ -114,6 +115,9 @@ __all__ = [
     "check_output",
     "crossing_events",
     "motion_path",
+    "params_from_options",
+    "parse_per_class",
+    "parse_size",
     "pixel_transform",
     "render_luminance",
     "sample_rng",
@@ -272,6 +276,124 @@ class SimParams:
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
+
+
+# --------------------------------------------------------------------------- options (command line, recipes)
+
+#: What a command line or a recipe may set (:func:`params_from_options`): ``threshold`` (mean ON and
+#: OFF threshold, overridden by ``c_on`` / ``c_off``), ``sensor`` and ``render`` (sizes, see
+#: :func:`parse_size`), and the :class:`SimParams` fields of the same name.
+SIM_OPTIONS = (
+    "threshold",
+    "c_on",
+    "c_off",
+    "sigma",
+    "eps",
+    "refractory_us",
+    "leak_rate_hz",
+    "shot_rate_hz",
+    "motion",
+    "saccade_side_px",
+    "sensor",
+    "render",
+    "resample",
+    "seed",
+)
+
+
+def _count(value: Any) -> int | None:
+    """A non-negative integer from an int or a digit string, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | np.integer):
+        return int(value) if value >= 0 else None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def parse_size(value: Any, what: str = "size") -> tuple[int, int]:
+    """``34`` or ``"34"`` -> (34, 34); ``[W, H]``, ``"W,H"`` or ``"WxH"`` -> (W, H) (sensor pixels).
+
+    Raises:
+        SynthError: anything else, or a size below 1.
+    """
+    if isinstance(value, str):
+        parts: list[Any] = value.replace("x", ",").split(",")
+    elif isinstance(value, list | tuple):
+        parts = list(value)
+    else:
+        parts = [value]
+    vals = [_count(p) for p in parts]
+    if len(vals) == 1:
+        vals = vals * 2
+    if len(vals) != 2 or any(v is None or v < 1 for v in vals):
+        raise SynthError(f"{what} {value!r}: expected S or W,H with positive integers")
+    return int(vals[0]), int(vals[1])  # type: ignore[arg-type]
+
+
+def parse_per_class(value: Any, what: str = "per_class") -> dict[str, int] | None:
+    """Recordings per class and split: None -> None (all); ``N`` or ``"N"`` -> both splits N;
+    ``{"train": N, "test": M}`` or ``"train=N,test=M"`` -> that mapping (a split left out keeps all
+    its images; see :func:`tmkt_data.rgb.per_class_indices`).
+
+    Raises:
+        SynthError: a key other than train/test, or a count that is not an integer >= 0.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str) and "=" in value:
+        items: dict[str, Any] = {}
+        for part in value.split(","):
+            key, _, v = part.partition("=")
+            items[key.strip()] = v
+        value = items
+    if not isinstance(value, dict):
+        n = _count(value)
+        if n is None:
+            raise SynthError(f"{what} {value!r}: expected N or train=N,test=M with integers >= 0")
+        return {"train": n, "test": n}
+    out: dict[str, int] = {}
+    for key, v in value.items():
+        n = _count(v)
+        if key not in ("train", "test") or n is None:
+            raise SynthError(f"{what} {key}={v}: expected train=N and/or test=M with integers >= 0")
+        out[str(key)] = n
+    if not out:
+        raise SynthError(f"{what} {value!r}: expected train=N and/or test=M with integers >= 0")
+    return out
+
+
+def params_from_options(options: dict[str, Any]) -> SimParams:
+    """Validated :class:`SimParams` from command-line or recipe options (keys of :data:`SIM_OPTIONS`).
+
+    A value of None keeps the default. ``threshold`` sets ``c_on`` and ``c_off``
+    unless they are given; ``sensor`` and ``render`` go through :func:`parse_size`.
+
+    Raises:
+        SynthError: an unknown key or an invalid value (one line naming it).
+    """
+    unknown = sorted(set(options) - set(SIM_OPTIONS))
+    if unknown:
+        raise SynthError(
+            f"simulator option(s) {', '.join(unknown)}: expected some of {', '.join(SIM_OPTIONS)}"
+        )
+    kw: dict[str, Any] = {}
+    for name in ("c_on", "c_off"):
+        v = options.get(name)
+        if v is None:
+            v = options.get("threshold")
+        if v is not None:
+            kw[name] = v
+    for name, field in (("sensor", "sensor_size"), ("render", "render_size")):
+        if options.get(name) is not None:
+            kw[field] = parse_size(options[name], name)
+    for name in SIM_OPTIONS:
+        if name not in ("threshold", "c_on", "c_off", "sensor", "render") and options.get(name) is not None:
+            kw[name] = options[name]
+    params = SimParams(**kw)
+    params.validate()
+    return params
 
 
 # --------------------------------------------------------------------------- image -> luminance

@@ -14,6 +14,8 @@ Each source reads the dataset's own files from a folder the user points at
   optional ``train/`` + ``test/``.
 * ``digits`` (:mod:`~tmkt_data.rgb.digits`): scikit-learn's bundled 8x8 digits, no
   files needed (the embedded default); per-class sorted split.
+* ``digitpairs`` (:mod:`~tmkt_data.rgb.digitpairs`): 100 classes ``"00"``..``"99"``,
+  two of those digits side by side (8x16), composed within each split; no files needed.
 
 :func:`tmkt_data.rgb.encode.encode_images` turns the images into the DVS frame
 geometry; :mod:`tmkt_data.pairing` stores them with the pairing index.
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,6 +170,26 @@ class RGBSet:
         chosen = balanced_indices(self.labels.tolist(), self.split, limit)
         return (self.take(chosen) if len(chosen) < len(self) else self), chosen
 
+    def selected(
+        self, per_class: Mapping[str, int] | None = None, limit: int | None = None
+    ) -> tuple[RGBSet, list[int]]:
+        """The images chosen by :func:`per_class_indices` and then ``limit`` (:func:`balanced_indices`).
+
+        Returns the subset and the chosen images' indices in this set (source
+        order), so each can be simulated with its source index's seed.
+        """
+        chosen = (
+            list(range(len(self)))
+            if per_class is None
+            else per_class_indices(self.labels.tolist(), self.split, per_class)
+        )
+        if limit is not None:
+            keep = balanced_indices(
+                [int(self.labels[i]) for i in chosen], [self.split[i] for i in chosen], limit
+            )
+            chosen = [chosen[k] for k in keep]
+        return (self.take(chosen) if len(chosen) < len(self) else self), chosen
+
     def counts(self) -> dict[str, dict[str, int]]:
         """Images per class and split: ``{class: {"train": n, "test": m}}``."""
         out = {c: {"train": 0, "test": 0} for c in self.class_names}
@@ -200,6 +222,32 @@ def balanced_indices(labels: Sequence[int], split: Sequence[str], limit: int | N
                 chosen.append(q[depth])
         depth += 1
     return sorted(chosen)
+
+
+def per_class_indices(labels: Sequence[int], split: Sequence[str], per_class: Mapping[str, int]) -> list[int]:
+    """The first ``per_class[sp]`` images (source order) of every class in split ``sp``, in source order.
+
+    ``per_class`` maps ``"train"`` and/or ``"test"`` to a count >= 0; a split it
+    does not name keeps all its images. A class with fewer images gives all it has.
+
+    Raises:
+        RGBError: a key other than train/test, or a count that is not an integer >= 0.
+    """
+    bad = sorted(set(per_class) - {"train", "test"})
+    if bad:
+        raise RGBError(f"per-class counts for {bad}, expected the splits 'train' and/or 'test'")
+    for sp, v in per_class.items():
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
+            raise RGBError(f"per-class count {sp}={v!r}, expected an integer >= 0")
+    taken: dict[tuple[str, int], int] = {}
+    chosen = []
+    for i, (lab, sp) in enumerate(zip(labels, split, strict=True)):
+        cap = per_class.get(str(sp))
+        key = (str(sp), int(lab))
+        if cap is None or taken.get(key, 0) < cap:
+            taken[key] = taken.get(key, 0) + 1
+            chosen.append(i)
+    return chosen
 
 
 def per_class_split(n: int, train_ratio: float) -> list[str]:
@@ -241,13 +289,17 @@ RGB_SOURCES: dict[str, tuple[str, str]] = {
     "omniglot": ("tmkt_data.rgb.omniglot", "load"),
     "imagefolder": ("tmkt_data.rgb.imagefolder", "load"),
     "digits": ("tmkt_data.rgb.digits", "load"),
+    "digitpairs": ("tmkt_data.rgb.digitpairs", "load"),
 }
+
+#: Sources built into the toolkit: they read no folder (``root`` None or ``"-"``).
+EMBEDDED_SOURCES = ("digits", "digitpairs")
 
 
 def load_rgb(kind: str, root: str | Path | None = None, **opts: Any) -> RGBSet:
     """Read the RGB source ``kind`` (a key of :data:`RGB_SOURCES`) from ``root``.
 
-    ``root`` may be None (or ``"-"``) only for ``digits``. Options go to the
+    ``root`` may be None (or ``"-"``) only for :data:`EMBEDDED_SOURCES`. Options go to the
     source's loader (e.g. ``labels="coarse"`` for ``cifar100``,
     ``train_ratio=0.9`` for ``caltech101``); an unknown option is an error.
     """
@@ -261,11 +313,14 @@ def load_rgb(kind: str, root: str | Path | None = None, **opts: Any) -> RGBSet:
 
 
 __all__ = [
+    "EMBEDDED_SOURCES",
     "IMAGE_EXTENSIONS",
     "RGB_SOURCES",
     "ImageFiles",
     "RGBError",
     "RGBSet",
+    "balanced_indices",
     "load_rgb",
+    "per_class_indices",
     "read_image",
 ]
