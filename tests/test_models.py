@@ -144,3 +144,64 @@ def test_resnet18():
     out.logits.sum().backward()
     n = sum(p.numel() for p in m.parameters())
     assert 11.0e6 < n < 11.4e6
+
+
+def _membrane_reference(x: torch.Tensor, tau: float = 2.0, threshold: float = 0.5) -> torch.Tensor:
+    """Plain LIF loop (charge, fire at v >= threshold, hard reset to 0): membrane after reset, (T, ...)."""
+    v = torch.zeros_like(x[0])
+    out = []
+    for t in range(x.shape[0]):
+        v = v + (x[t] - v) / tau
+        s = (v >= threshold).to(x.dtype)
+        v = v * (1 - s)
+        out.append(v)
+    return torch.stack(out)
+
+
+# model, input side, options, the LIF whose membrane CKA reads ("membrane"; None: the final batch
+# norm, pooled) and the layer whose spikes it reads ("spikes")
+FEATURE_CASES = [
+    ("demo", 16, {}, lambda m: m.trunk.block2.lif, lambda m: m.trunk.block2.lif),
+    # layers[10]: the last conv of the plan 64, 128, P, 256, 256, P, 512, 512, P, 512, 512, P
+    ("vgg_snn", 16, {"input_size": 16}, lambda m: m.trunk.layers[10].lif, lambda m: m.trunk.layers[10].lif),
+    ("scnn", 28, {}, lambda m: m.trunk.lif_fc, lambda m: m.trunk.lif_fc),
+    ("scnn", 28, {"features_from": "conv2"}, lambda m: m.trunk.block2.lif, lambda m: m.trunk.block2.lif),
+    ("resnet18", 16, {"final_lif": True}, lambda m: m.trunk.final_lif, lambda m: m.trunk.final_lif),
+    ("resnet18", 16, {}, None, lambda m: m.trunk.blocks[-1].lif2),
+]
+
+
+@pytest.mark.parametrize(("name", "side", "opts", "mem_layer", "spike_layer"), FEATURE_CASES)
+def test_membrane_and_spike_features_of_every_model(name, side, opts, mem_layer, spike_layer):
+    """feature_source="membrane" gives the CKA layer's membrane potential after reset (as the
+    reference's ``node.mem``; for resnet18 without a final LIF the pooled final batch norm, the
+    reference's analog readout), "spikes" the last spiking layer's spikes; checked against a
+    plain LIF loop on the layer's recorded input."""
+    torch.manual_seed(4)
+    x = torch.rand(2, 3, 2, side, side) * 3
+    feats = {}
+    for source in ("membrane", "spikes"):
+        torch.manual_seed(5)
+        m = create_model(name, 5, feature_source=source, **opts)
+        seen = {}
+        pick = mem_layer if source == "membrane" else spike_layer
+        target = m.trunk.bn if pick is None else pick(m)
+        target.register_forward_hook(lambda mod, inp, out, seen=seen: seen.update(inp=inp[0], out=out))
+        out = m(x)
+        feats[source] = out.features
+        if source == "spikes":
+            want = seen["out"]
+        elif pick is None:
+            want = seen["out"].mean(dim=(-2, -1))
+        else:
+            want = _membrane_reference(seen["inp"].detach())
+            if name == "resnet18":
+                want = want.mean(dim=(-2, -1))
+        torch.testing.assert_close(out.features.detach(), want.detach(), rtol=1e-5, atol=1e-6)
+        if source == "membrane":
+            out.features.sum().backward()  # CKA's gradient reaches the trunk through the potentials
+            assert next(m.trunk.parameters()).grad is not None
+    assert set(feats["spikes"].unique().tolist()) <= {0.0, 1.0}
+    assert not set(feats["membrane"].unique().tolist()) <= {0.0, 1.0}
+    with pytest.raises(ModelError, match="feature_source"):
+        create_model(name, 5, feature_source="voltage", **opts)

@@ -172,10 +172,14 @@ class StoreBatches(IterableDataset):
 
     Args:
         store: path of a complete tmkt store.
-        indices: sample indices to visit (e.g. the pairing index's train split), each once.
+        indices: sample indices to visit (e.g. the pairing index's train split), each once per pass.
+        passes: passes over ``indices`` per epoch, each in its own shuffled order (pass ``r``
+            of epoch ``e`` in the order of epoch ``e * passes + r``): longer epochs for small
+            training sets, so evaluation runs less often for the same number of steps.
         batch_size: samples per batch (the last batch of the rank's epoch may be smaller).
         drop_last: leave out the rank's last batch when it is smaller than ``batch_size``
-            (training; evaluation keeps every sample).
+            (training; evaluation keeps every sample). With fewer samples than
+            ``batch_size`` that leaves no batch at all.
         shuffle: shuffle shards, samples and windows (training) or keep index order (evaluation).
         seed: base of the epoch order (non-negative).
         rank, world_size: this process's share under DistributedDataParallel.
@@ -202,8 +206,11 @@ class StoreBatches(IterableDataset):
         world_size: int = 1,
         mix_shards: int = 8,
         drop_last: bool = False,
+        passes: int = 1,
     ) -> None:
         super().__init__()
+        if passes < 1:
+            raise ValueError(f"passes {passes}: expected 1 or more")
         if batch_size < 1:
             raise ValueError(f"batch_size {batch_size}: expected a positive number")
         if mix_shards < 1:
@@ -224,6 +231,7 @@ class StoreBatches(IterableDataset):
         self.rank, self.world_size = int(rank), int(world_size)
         self.mix_shards = int(mix_shards)
         self.drop_last = bool(drop_last)
+        self.passes = int(passes)
         self.epoch = 0
         self.shard_samples = int(geo.shard_samples)
         self.frame_shape = tuple(int(v) for v in geo.frame_shape)
@@ -242,11 +250,10 @@ class StoreBatches(IterableDataset):
     def windows(self, epoch: int | None = None) -> list[list[np.ndarray]]:
         """This rank's windows of ``epoch`` (default: the current one), each a list of batches."""
         epoch = self.epoch if epoch is None else int(epoch)
-        order = rank_slice(
-            epoch_order(self.indices, self.shard_samples, self.seed, epoch, self.shuffle),
-            self.rank,
-            self.world_size,
-        )
+        # pass r of epoch e follows the order of epoch e * passes + r (passes = 1: epoch e's)
+        orders = [epoch_order(self.indices, self.shard_samples, self.seed, epoch * self.passes + r, self.shuffle)
+                  for r in range(self.passes)]  # fmt: skip
+        order = rank_slice(np.concatenate(orders), self.rank, self.world_size)
         wins = window_batches(
             order,
             self.batch_size,
@@ -270,7 +277,7 @@ class StoreBatches(IterableDataset):
 
     def __len__(self) -> int:
         """Batches per epoch on this rank (equal on every rank)."""
-        n = len(rank_slice(self.indices, self.rank, self.world_size))
+        n = len(rank_slice(np.tile(self.indices, self.passes), self.rank, self.world_size))
         if self.drop_last:
             return n // self.batch_size
         return n_batches(n, self.batch_size, self.window)

@@ -14,18 +14,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.markup import escape  # help text is rich markup: escape() keeps its brackets
 from rich.table import Table
 
-from tmkt_data.cliutil import make_app
+from tmkt_data.cliutil import console, err_console, make_app
 from tmkt_data.cliutil import user_errors as _user_errors
 
 app, _state = make_app(
     "tmkt-train",
     "Train spiking networks on a paired tmkt store with Time-step Mixup (TMKT) and its baselines.",
 )
-console = Console()
-err_console = Console(stderr=True)
 user_errors = _user_errors(_state, extra=(FloatingPointError,))  # a NaN loss names its term
 
 
@@ -55,6 +53,13 @@ def fit(
     no_mrp: Annotated[bool, typer.Option("--no-mrp", help="Ablation: without MRP.")] = False,
     no_cka: Annotated[bool, typer.Option("--no-cka", help="Ablation: without CKA.")] = False,
     workers: Annotated[int | None, typer.Option("--workers", help="DataLoader worker processes.")] = None,
+    tensorboard: Annotated[
+        bool | None,
+        typer.Option(
+            "--tensorboard/--no-tensorboard",
+            help="Also write the metrics to RUN_DIR/tensorboard/ (needs the tensorboard extra).",
+        ),
+    ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="A TOML recipe holding any option.")] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Any option as KEY=VALUE (repeatable).")
@@ -86,6 +91,7 @@ def fit(
         compile=compile,
         seed=seed,
         num_workers=workers,
+        tensorboard=tensorboard,
     )
     for name, off in (("mag", no_mag), ("mrp", no_mrp), ("cka", no_cka)):
         if off:
@@ -139,7 +145,9 @@ def pipeline(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a training option, KEY=VALUE.")
     ] = None,
-    only: Annotated[list[str] | None, typer.Option("--only", help="Run only these [[runs]] names.")] = None,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help=escape("Run only these [[runs]] names."))
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Run a recipe end to end (convert, pair, train, evaluate), skipping finished steps; print a results table.

@@ -1,14 +1,17 @@
 """Training configuration: one dataclass, TOML recipes, command-line overrides.
 
-Every option of the method (``method.md``) lives here with its default; a
-recipe file may set any of them (unknown keys are an error), flags override
-the recipe, and the resolved configuration is written to ``RUN_DIR/config.toml``.
+Every training option lives here with its default; ``docs/training-defaults.md``
+lists each one with its meaning, units and source (the TMKT method, He et al.'s
+reference code and flag, or our choice). A recipe file may set any of them
+(unknown keys are an error), flags and ``--set KEY=VALUE`` override the recipe,
+and the resolved configuration is written to ``RUN_DIR/config.toml``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import Any
 from tmkt_data.errors import TmktError
 
 METHODS = ("scratch", "finetune", "sliding", "tmkt")
+DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d+)?")  # what --device documents
 
 
 class ConfigError(TmktError, ValueError):
@@ -25,56 +29,66 @@ class ConfigError(TmktError, ValueError):
 
 @dataclass
 class TrainConfig:
-    """Every training option. Units: learning rate per step, epochs, probabilities in [0, 1]."""
+    """Every training option; ``docs/training-defaults.md`` gives each one's meaning, units and source.
+
+    Units: learning rate per step, epochs, probabilities and ratios in [0, 1], angles in degrees.
+    """
 
     store: str = ""
     out: str = ""
     method: str = "tmkt"
     model: str = "vgg_snn"
     epochs: int = 300
-    batch_size: int = 120
+    batch_size: int = 120  # global: summed over DDP processes
     lr: float | None = None  # None: 5e-3 * batch_size / 1024 (reference)
-    weight_decay: float = 0.01
-    warmup_epochs: int = 5
+    weight_decay: float = 0.01  # AdamW, decoupled
+    decay_1d: bool = False  # weight decay on 1-D parameters too (BN, biases, c_t); reference: no
+    warmup_epochs: int = 5  # linear warm-up, then cosine to 0 (per step)
+    drop_last: bool = True  # drop the last incomplete training batch (reference); eval keeps all
+    train_repeat: int = 1  # passes over the DVS training samples per epoch (ours: fewer evaluations)
     seed: int = 42
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     amp: bool = False  # bf16 autocast on CUDA
     compile: bool = False
-    num_workers: int = 2
+    num_workers: int = 2  # DataLoader worker processes
     time_steps: int | None = None  # must equal the store's T when given
     # neuron
-    tau: float = 2.0
+    tau: float = 2.0  # LIF time constant (steps)
     v_threshold: float = 0.5
-    surrogate: str = "qgate"
+    surrogate: str = "qgate"  # qgate, sigmoid, atan
     # classification loss
     loss: str = "tet"  # tet or ce (CE on the time-averaged output)
-    lambda_tet: float = 1e-3
-    shared_head: bool = False
+    lambda_tet: float = 1e-3  # TET's pull of the outputs towards the threshold
+    shared_head: bool = False  # one head for both streams (reference: one per stream)
     # Time-step Mixup
-    r_m: float = 0.5
+    r_m: float = 0.5  # expected share of event frames in a mixed sequence
     r_m_schedule: str = "constant"  # constant, linear, cubic
     r_m_start: float = 0.0
     r_m_end: float = 0.5
-    mixup_normalized: bool = False
+    mixup_normalized: bool = False  # switch step renormalised over 1..T (>= 1 event frame)
     # auxiliary objectives
     mag: bool = True
     mrp: bool = True
     cka: bool = True
-    step_weights: bool = True
+    step_weights: bool = True  # learnable sigma(c_t) weighting CKA and the DVS term per step
     lambda_cka: float = 0.5
     lambda_mag: float = 0.1
     lambda_mrp: float = 0.1
     mrp_loss: str = "mse"  # mse or bce
+    cka_features: str = "membrane"  # CKA input: membrane potential (reference) or spikes
+    # batch norm: re-estimate the running statistics on the DVS training data before each evaluation
+    bn_recalibrate: bool = False
     # finetune: share of the epochs spent on RGB before switching to DVS
     finetune_rgb_fraction: float = 0.5
     # inputs
     dvs_norm: str = "none"  # none, clip, log1p, max
-    crop_padding: int = 4
+    crop_padding: int = 4  # random crop after zero padding (pixels; 0: off)
     hflip: bool = False
-    rotate_deg: float = 0.0
+    rotate_deg: float = 0.0  # random rotation up to this angle (degrees; 0: off)
     # bookkeeping
     max_steps_per_epoch: int | None = None  # for smoke tests and benchmarks
-    extra: dict[str, Any] = field(default_factory=dict)
+    tensorboard: bool = False  # also write the metrics to RUN_DIR/tensorboard/ (extra "tensorboard")
+    extra: dict[str, Any] = field(default_factory=dict)  # kept with the run, not read by the trainer
 
     def resolved_lr(self) -> float:
         return self.lr if self.lr is not None else 5e-3 * self.batch_size / 1024
@@ -83,9 +97,14 @@ class TrainConfig:
         """Raise :class:`ConfigError` on an impossible combination; returns self."""
         if self.method not in METHODS:
             raise ConfigError(f"method {self.method!r}: expected one of {', '.join(METHODS)}")
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "train_repeat"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} = {getattr(self, name)}: expected a positive integer")
+        for name in ("num_workers", "warmup_epochs", "crop_padding"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} = {getattr(self, name)}: expected an integer >= 0")
+        if not DEVICE_RE.fullmatch(self.device):
+            raise ConfigError(f"device = {self.device!r}: expected auto, cpu, cuda or cuda:N")
         for name in ("r_m", "r_m_start", "r_m_end", "finetune_rgb_fraction"):
             v = getattr(self, name)
             if not (0.0 <= v <= 1.0) or math.isnan(v):
@@ -106,6 +125,7 @@ class TrainConfig:
             "mrp_loss": ("mse", "bce"),
             "dvs_norm": ("none", "clip", "log1p", "max"),
             "surrogate": ("qgate", "sigmoid", "atan"),
+            "cka_features": ("membrane", "spikes"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

@@ -1,4 +1,4 @@
-"""TMKT losses (method.md section 4): TET, MAG, MRP and linear-CKA alignment.
+"""TMKT losses (docs/method.md section 4): TET, MAG, MRP and linear-CKA alignment.
 
 Readings:
 

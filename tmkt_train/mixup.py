@@ -1,4 +1,4 @@
-"""Time-step Mixup (method.md section 3) and He et al.'s sliding replacement.
+"""Time-step Mixup (docs/method.md section 3) and He et al.'s sliding replacement.
 
 Time-step Mixup replaces the tail of an RGB-encoded sequence by its DVS partner:
 draw ``u_t ~ U(0, 1)`` for t = 1..T, let ``t* = min{t : u_t < p}`` (T + 1 if none),

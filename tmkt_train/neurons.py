@@ -6,7 +6,7 @@ only stores the parameters. Convolutions, batch norm and pooling never see the
 time axis: :func:`fold_time` runs them on ``T * B`` samples and unfolds the
 result, so only neurons iterate over time (spikingjelly's ``SeqToANNContainer``).
 
-Dynamics (spikingjelly's ``LIFNode`` conventions, method.md section 6):
+Dynamics (spikingjelly's ``LIFNode`` conventions, docs/method.md section 6):
 
 - charge, ``decay_input=True``:  ``v <- v + (x - (v - v_reset)) / tau``
 - charge, ``decay_input=False``: ``v <- v - (v - v_reset) / tau + x``

@@ -4,10 +4,16 @@ A recipe (``pipelines/*.toml``) names every step with its options::
 
     [pipeline]  name, out (folder for everything the pipeline writes), description
     [synth]     optional: simulate the raw tree from an RGB source (the embedded demo);
-                rgb_kind, rgb_root, motion, sensor, render, layout, format, seed, limit
-                (limit: at most N images, spread evenly over classes and splits)
-    [convert]   dataset, frames, split_by, remainder, size, resize, dtype, shard_samples, options
-    [pair]      rgb_kind, rgb_root, val_fraction, dvs_fraction, seed, instance, class_map, options,
+                rgb_kind, rgb_root, options (RGB reader options), layout, format, per_class
+                ({train = N, test = M}: the first N / M images of each class), limit (at most
+                N images, spread evenly over classes and splits), and the simulator options
+                (tmkt_data.synth.SIM_OPTIONS: motion, sensor, render, seed, threshold, c_on,
+                c_off, sigma, eps, refractory_us, leak_rate_hz, shot_rate_hz, resample,
+                saccade_side_px)
+    [convert]   dataset, frames, split_by, remainder, size, resize, dtype, shard_samples, options,
+                filters (a list of "name=value" event filters, applied in order)
+    [pair]      rgb_kind, rgb_root, val_fraction or val_per_class, dvs_fraction or dvs_per_class,
+                seed, instance, class_map, options, exclude_eval_sources (default true),
                 split_array (the store's train/test array: "split" or an alternative "split_<name>")
     [train]     options shared by every run (any tmkt-train option)
     [[runs]]    name, method, seeds, plus per-run overrides of [train]
@@ -43,10 +49,14 @@ CONVERT_KEYS = {
     "dtype",
     "shard_samples",
     "options",
+    "filters",
 }
 PAIR_KEYS = {"rgb_kind", "rgb_root", "val_fraction", "dvs_fraction", "seed", "instance", "class_map", "options",
-             "grayscale", "drop_unmatched", "split_array"}  # fmt: skip
-SYNTH_KEYS = {"rgb_kind", "rgb_root", "motion", "sensor", "render", "layout", "format", "seed", "limit"}
+             "grayscale", "drop_unmatched", "split_array", "val_per_class", "dvs_per_class",
+             "exclude_eval_sources"}  # fmt: skip
+SYNTH_KEYS = {"rgb_kind", "rgb_root", "options", "layout", "format", "per_class", "limit",  # + SIM_OPTIONS:
+              "motion", "sensor", "render", "seed", "threshold", "c_on", "c_off", "sigma", "eps",
+              "refractory_us", "leak_rate_hz", "shot_rate_hz", "resample", "saccade_side_px"}  # fmt: skip
 RUN_KEYS = {"name", "method", "seeds"}
 
 
@@ -65,6 +75,8 @@ class Recipe:
     train: dict[str, Any]
     runs: list[dict[str, Any]]
     description: str = ""
+    jobs: int = 1  # training runs at a time (separate processes)
+    threads: int | None = None  # torch threads per run (None: torch's default); fixes the numbers
 
 
 def _check_keys(where: str, table: dict[str, Any], allowed: set[str]) -> None:
@@ -86,7 +98,11 @@ def load_pipeline(path: str | Path, *, out: str | Path | None = None) -> Recipe:
         raise PipelineError(f"{p}: not valid TOML ({err})") from None
     _check_keys(str(p), data, SECTIONS)
     head = data.get("pipeline", {})
-    _check_keys(f"{p} [pipeline]", head, {"name", "out", "description"})
+    _check_keys(f"{p} [pipeline]", head, {"name", "out", "description", "jobs", "threads"})
+    for key in ("jobs", "threads"):
+        v = head.get(key)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+            raise PipelineError(f"{p} [pipeline] {key} = {v!r}: expected a positive integer")
     for section, keys in (("convert", CONVERT_KEYS), ("pair", PAIR_KEYS), ("synth", SYNTH_KEYS)):
         _check_keys(f"{p} [{section}]", data.get(section, {}), keys)
     if "dataset" not in data.get("convert", {}):
@@ -113,6 +129,8 @@ def load_pipeline(path: str | Path, *, out: str | Path | None = None) -> Recipe:
         train=data.get("train", {}),
         runs=runs,
         description=head.get("description", ""),
+        jobs=int(head.get("jobs", 1)),
+        threads=head.get("threads"),
     )
 
 
@@ -124,7 +142,7 @@ def _say(msg: str, log: Callable[[str], None] | None) -> None:
 def synth_step(recipe: Recipe, raw: Path, log: Callable[[str], None] | None) -> None:
     """Simulate the raw tree unless one made with the same parameters is there."""
     from tmkt_data.rgb import load_rgb
-    from tmkt_data.synth import SimParams, synthesize_tree
+    from tmkt_data.synth import SIM_OPTIONS, params_from_options, parse_per_class, synthesize_tree
 
     s = dict(recipe.synth or {})
     want = {k: s.get(k) for k in sorted(SYNTH_KEYS)}
@@ -132,26 +150,22 @@ def synth_step(recipe: Recipe, raw: Path, log: Callable[[str], None] | None) -> 
     if stamp.exists() and json.loads(stamp.read_text()) == want:
         _say(f"synth: {raw} is up to date, skipped", log)
         return
+    params = params_from_options({k: s.get(k) for k in SIM_OPTIONS})
+    per_class = parse_per_class(s.get("per_class"), f"{recipe.path} [synth] per_class")
     kind = s.get("rgb_kind", "digits")
     root = s.get("rgb_root")
-    rgb = load_rgb(kind, None if root in (None, "-") else root)
+    options = dict(s.get("options") or {})
+    rgb = load_rgb(kind, None if root in (None, "-") else root, **options)
     limit = None if s.get("limit") is None else int(s["limit"])
-    sub, chosen = rgb.limited(limit)
+    sub, chosen = rgb.selected(per_class, limit)
     n = len(chosen)
-    sensor = s.get("sensor", 34)
-    render = s.get("render", 28)
-    params = SimParams(
-        motion=s.get("motion", "saccade"),
-        sensor_size=tuple(sensor) if isinstance(sensor, list) else (int(sensor), int(sensor)),
-        render_size=tuple(render) if isinstance(render, list) else (int(render), int(render)),
-        seed=int(s.get("seed", 0)),
-    )
     t0 = time.perf_counter()
     synthesize_tree(
         sub.images, list(sub.labels), rgb.class_names, list(sub.split), list(sub.source_ids),
         raw, params, layout=s.get("layout", "folder"), file_format=s.get("format", "atis_bin"),
-        source={"kind": rgb.kind, "root": rgb.root, "images": n, "limit": limit}, overwrite=True,
-        indices=chosen,
+        source={"kind": rgb.kind, "root": rgb.root, "options": options, "images": n, "per_class": per_class,
+                "limit": limit, "info": rgb.info},
+        overwrite=True, indices=chosen,
     )  # fmt: skip
     stamp.write_text(json.dumps(want))
     _say(f"synth: {n} {kind} images -> {raw} in {time.perf_counter() - t0:.1f} s", log)
@@ -162,6 +176,13 @@ def convert_step(recipe: Recipe, raw: Path, store: Path, log: Callable[[str], No
 
     c = recipe.convert
     size = c.get("size")
+    filters = c.get("filters", [])  # "name=value" strings, applied in order; convert checks each
+    if isinstance(filters, str):
+        filters = [filters]
+    if not isinstance(filters, list) or not all(isinstance(f, str) for f in filters):
+        raise PipelineError(
+            f'[convert] filters = {filters!r}: expected a list of strings like "denoise=5000"'
+        )
     opts = ConvertOptions(
         frames=int(c.get("frames", 10)),
         split_by=c.get("split_by", "number"),
@@ -171,6 +192,7 @@ def convert_step(recipe: Recipe, raw: Path, store: Path, log: Callable[[str], No
         dtype=c.get("dtype", "auto"),
         shard_samples=c.get("shard_samples"),
         layout_options=dict(c.get("options", {})),
+        filters=tuple(filters),
     )
     t0 = time.perf_counter()
     res = convert(c["dataset"], raw, store, opts, overwrite=True)
@@ -185,12 +207,17 @@ def convert_step(recipe: Recipe, raw: Path, store: Path, log: Callable[[str], No
 
 
 def pair_settings(recipe: Recipe, rgb_root: str | None) -> dict[str, Any]:
+    """The [pair] table with defaults filled in (``val_fraction`` None when only ``val_per_class`` is given)."""
     p = recipe.pair
+    only_per_class = "val_per_class" in p and "val_fraction" not in p
     return {
         "rgb_kind": p["rgb_kind"],
         "rgb_root": rgb_root if rgb_root is not None else p.get("rgb_root"),
-        "val_fraction": float(p.get("val_fraction", 0.1)),
+        "val_fraction": None if only_per_class else float(p.get("val_fraction", 0.1)),
+        "val_per_class": p.get("val_per_class"),
         "dvs_fraction": float(p.get("dvs_fraction", 1.0)),
+        "dvs_per_class": p.get("dvs_per_class"),
+        "exclude_eval_sources": p.get("exclude_eval_sources", True),
         "seed": int(p.get("seed", 0)),
         "instance": bool(p.get("instance", False)),
         "class_map": p.get("class_map"),
@@ -206,19 +233,22 @@ def pair_step(store: Path, settings: dict[str, Any], log: Callable[[str], None] 
     import zarr
 
     from tmkt_data.pairing import pair_store
+    from tmkt_data.rgb import EMBEDDED_SOURCES
 
     g = zarr.open_group(str(store), mode="r")
     if "pairs" in g and dict(g["pairs"].attrs).get("pipeline_settings") == settings:
         _say(f"pair: {store}/pairs is up to date, skipped", log)
         return str(g["pairs"].attrs["pairing_id"])
     root = settings["rgb_root"]
-    if settings["rgb_kind"] != "digits" and root in (None, "-"):
+    if settings["rgb_kind"] not in EMBEDDED_SOURCES and root in (None, "-"):
         raise PipelineError(f"pair: the {settings['rgb_kind']} images are needed; pass --rgb-root FOLDER")
     t0 = time.perf_counter()
     report = pair_store(
         store, settings["rgb_kind"], None if root in (None, "-") else root,
         class_map=settings["class_map"], drop_unmatched=settings["drop_unmatched"],
         val_fraction=settings["val_fraction"], dvs_fraction=settings["dvs_fraction"], seed=settings["seed"],
+        val_per_class=settings.get("val_per_class"), dvs_per_class=settings.get("dvs_per_class"),
+        exclude_eval_sources=settings.get("exclude_eval_sources", True),
         instance=settings["instance"], encode_mode="gray" if settings["grayscale"] else "hsv_v",
         rgb_options=settings["options"] or None, split_array=settings["split_array"],
     )  # fmt: skip
@@ -280,8 +310,11 @@ def run_pipeline(
     progress: bool = True,
     log: Callable[[str], None] | None = print,
     seeds: list[int] | None = None,
+    jobs: int | None = None,
 ) -> list[dict[str, Any]]:
     """Run a recipe end to end; returns one row per training run (method, seed, accuracies, wall time).
+
+    ``jobs`` overrides the recipe's ``[pipeline] jobs`` (training runs at a time).
 
     ``seeds``, when given, replaces the seeds of every ``[[runs]]`` entry (e.g. one seed for a smoke run).
     """
@@ -301,16 +334,54 @@ def run_pipeline(
     store = recipe.out / "store.zarr"
     convert_step(recipe, raw, store, log)
     pairing_id = pair_step(store, pair_settings(recipe, rgb_root), log)
-    rows = []
-    for name, method, cfg in run_configs(recipe, store, pairing_id, overrides or {}, seeds):
-        if only and name not in only:
-            continue
-        t0 = time.perf_counter()
-        summary = train_step(cfg, progress, log)
-        rows.append({"run": name, "method": method, "seed": cfg.seed, "out": cfg.out,
-                     **summary, "step_s": round(time.perf_counter() - t0, 1)})  # fmt: skip
+    todo = [(n, m, c) for n, m, c in run_configs(recipe, store, pairing_id, overrides or {}, seeds)
+            if not only or n in only]  # fmt: skip
+    summaries = train_many([c for _, _, c in todo], jobs or recipe.jobs, recipe.threads, progress, log)
+    rows = [{"run": name, "method": method, "seed": cfg.seed, "out": cfg.out, **summary}
+            for (name, method, cfg), summary in zip(todo, summaries, strict=True)]  # fmt: skip
     (recipe.out / "results.json").write_text(json.dumps(rows, indent=1))
     return rows
+
+
+def _train_with_threads(
+    cfg: Any, threads: int | None, progress: bool, log: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """One run in this process with ``threads`` torch threads; adds ``step_s`` (seconds)."""
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    summary = train_step(cfg, progress, log)
+    return {**summary, "step_s": round(time.perf_counter() - t0, 1)}
+
+
+def train_many(
+    cfgs: list[Any],
+    jobs: int = 1,
+    threads: int | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = print,
+) -> list[dict[str, Any]]:
+    """Train (or skip, or resume) every configuration; summaries in the same order.
+
+    ``jobs > 1`` runs that many at once in separate processes (no progress bars). A run's
+    numbers depend on its number of torch threads, not on ``jobs``: give ``threads`` to make
+    them the same however the runs are scheduled.
+    """
+    if jobs <= 1 or len(cfgs) <= 1:
+        out = []
+        return [_train_with_threads(cfg, threads, progress, log) for cfg in cfgs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_train_with_threads, cfg, threads, False) for cfg in cfgs]
+        out: list[dict[str, Any]] = []
+        for cfg, fut in zip(cfgs, futures, strict=True):
+            out.append(fut.result())
+            _say(f"train: {cfg.method} seed {cfg.seed} -> {cfg.out}: done in {out[-1]['step_s']:.0f} s", log)
+        return out
 
 
 def aggregate(rows: list[dict[str, Any]], key: str = "test_acc_at_best") -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""One training step for every method, sharing one code path with flags (method.md section 5).
+"""One training step for every method, sharing one code path with flags (docs/method.md section 5).
 
 ``method_losses`` takes a batch already on the device (DVS frames, RGB
 partners, labels) and returns the total loss and its terms:

@@ -7,7 +7,16 @@
 - ``checkpoint.pt``: the latest state (model, optimiser, schedule, step
   weights, RNG states, epoch), written atomically every epoch;
 - ``best.pt``: the epoch with the best *validation* accuracy (never test);
-- ``curves.png``: loss and accuracy curves; ``config.toml``: the resolved config.
+- ``curves.png``: loss and accuracy curves; ``config.toml``: the resolved config;
+- ``tensorboard/``: the same scalars as TensorBoard event files (``tensorboard = true``,
+  :mod:`tmkt_train.tensorboard`).
+
+Training follows He et al.'s reference settings unless the config says otherwise
+(``docs/training-defaults.md``): the last incomplete training batch is dropped
+(``drop_last``), AdamW leaves 1-D parameters (batch-norm weights, biases, the step
+weights c_t) out of weight decay (``decay_1d``), CKA compares membrane potentials
+(``cka_features``), and batch-norm statistics are shared by both streams unless
+``bn_recalibrate`` re-estimates them on the DVS training data before each evaluation.
 
 Every random draw of an epoch (sample order, RGB partners, mixing, augmentation)
 comes from generators seeded by (seed, epoch), so a run resumed from the
@@ -35,6 +44,7 @@ import torch.distributed as dist
 from torch import nn
 
 from tmkt_data.errors import TmktError
+from tmkt_train import tensorboard
 from tmkt_train.augment import augment_dvs, normalize_dvs
 from tmkt_train.config import TrainConfig, config_to_toml
 from tmkt_train.data import RGBBank, StoreBatches
@@ -151,6 +161,8 @@ def build_model(cfg: TrainConfig, num_classes: int, hw: tuple[int, int]) -> nn.M
         "v_threshold": cfg.v_threshold,
         "surrogate": cfg.surrogate,
         "shared_head": cfg.shared_head,
+        # features feed CKA only: a run without CKA need not record membrane potentials
+        "feature_source": cfg.cka_features if uses_cka(cfg) else "spikes",
     }
     if cfg.model in ("vgg_snn", "scnn"):
         if hw[0] != hw[1]:
@@ -159,7 +171,103 @@ def build_model(cfg: TrainConfig, num_classes: int, hw: tuple[int, int]) -> nn.M
     return create_model(cfg.model, num_classes, in_channels=2, **kw)
 
 
+def uses_cka(cfg: TrainConfig) -> bool:
+    """True when the method computes the CKA alignment term."""
+    return cfg.method in ("sliding", "tmkt") and cfg.cka
+
+
+def make_optimizer(
+    cfg: TrainConfig, model: nn.Module, step_weights: StepWeights | None = None
+) -> torch.optim.AdamW:
+    """AdamW over the model (and the step weights) with the configured weight decay.
+
+    Unless ``cfg.decay_1d``, parameters with at most one dimension (batch-norm
+    weights and biases, linear biases, the step weights c_t) get no weight decay,
+    as timm's optimizer factory does for He et al.'s ``create_optimizer(args, model)``
+    (``filter_bias_and_bn``). Group 0 is decayed, group 1 (when not empty) is not.
+    """
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    modules = [model] + ([step_weights] if step_weights is not None else [])
+    for module in modules:
+        for name, p in module.named_parameters():
+            if not p.requires_grad:
+                continue
+            skip = not cfg.decay_1d and (p.ndim <= 1 or name.endswith(".bias"))
+            (no_decay if skip else decay).append(p)
+    groups: list[dict[str, Any]] = [{"params": decay, "weight_decay": cfg.weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return torch.optim.AdamW(groups, lr=cfg.resolved_lr(), weight_decay=cfg.weight_decay)
+
+
 # ----------------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def recalibrate_bn(
+    model: nn.Module, loader: Any, device: torch.device, cfg: TrainConfig, ddp: Dist | None = None
+) -> int:
+    """Re-estimate every batch norm's running statistics on the DVS batches of ``loader``.
+
+    The model runs in training mode (each batch normalised by its own statistics,
+    as in a training step on DVS data) without augmentation; each batch norm's
+    ``running_mean`` and ``running_var`` become the mean and the unbiased variance
+    of its input over every sample and position seen (exact pooled statistics, not
+    a moving average), summed over the ranks under DDP. Afterwards evaluation
+    normalises with statistics of event data alone, not of the mixture of the
+    mixed and the DVS stream that training accumulates. Returns the samples used.
+    """
+    bns = [
+        m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
+    if not bns:
+        return 0
+    sums = {m: [0.0, 0.0, 0] for m in bns}  # per-channel sum, sum of squares (float64), count
+
+    def hook(mod: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        x = inputs[0].detach().double()
+        dims = [d for d in range(x.dim()) if d != 1]
+        acc = sums[mod]
+        acc[0] = acc[0] + x.sum(dims)
+        acc[1] = acc[1] + (x * x).sum(dims)
+        acc[2] += x.numel() // x.shape[1]
+
+    was_training = model.training
+    handles = [m.register_forward_pre_hook(hook) for m in bns]
+    seen = 0
+    try:
+        model.train()
+        for batch in loader:
+            x = normalize_dvs(batch["frames"].to(device, non_blocking=True).float(), cfg.dvs_norm)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
+                model(x, head="dvs")
+            seen += x.shape[0]
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    flat = []
+    for m in bns:
+        s1, s2, n = sums[m]
+        c = m.num_features
+        zero = torch.zeros(c, dtype=torch.float64, device=device)
+        flat += [zero + s1, zero + s2, torch.full((1,), float(n), dtype=torch.float64, device=device)]
+    packed = torch.cat(flat)
+    if ddp is not None and ddp.world_size > 1:
+        dist.all_reduce(packed)
+    pos = 0
+    for m in bns:
+        c = m.num_features
+        s1, s2, n = packed[pos : pos + c], packed[pos + c : pos + 2 * c], packed[pos + 2 * c].item()
+        pos += 2 * c + 1
+        if n < 2:
+            continue
+        mean = s1 / n
+        var = (s2 / n - mean * mean).clamp(min=0.0) * (n / (n - 1))
+        m.running_mean.copy_(mean.to(m.running_mean.dtype))
+        m.running_var.copy_(var.to(m.running_var.dtype))
+    return seen
 
 
 @torch.no_grad()
@@ -275,6 +383,8 @@ def fit(
     ddp = init_distributed("cuda" if wants_cuda else "cpu")
     device = resolve_device(cfg.device, ddp)
     info, pairs = open_paired_store(cfg)
+    if cfg.tensorboard:
+        tensorboard.require()  # a missing package stops the run before anything is written
     out = Path(cfg.out)
     ckpt_path = out / "checkpoint.pt"
     if ddp.main:
@@ -292,11 +402,13 @@ def fit(
     step_weights = (
         StepWeights(info.T).to(device) if cfg.method in ("sliding", "tmkt") and cfg.step_weights else None
     )
-    params = list(model.parameters()) + (list(step_weights.parameters()) if step_weights is not None else [])
-    optimizer = torch.optim.AdamW(params, lr=cfg.resolved_lr(), weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(cfg, model, step_weights)
     bs = cfg.batch_size // ddp.world_size if ddp.world_size > 1 else cfg.batch_size
     if bs < 1:
         raise TrainError(f"batch size {cfg.batch_size} is smaller than the {ddp.world_size} processes")
+    # drop_last drops each rank's partial batch (the shares are equal, so are the step counts),
+    # except when it is the only one: a split smaller than a batch trains on it whole
+    per_rank = len(info.splits["train"]) * cfg.train_repeat // ddp.world_size
     train_ds = StoreBatches(
         info.path,
         info.splits["train"],
@@ -305,7 +417,14 @@ def fit(
         seed=cfg.seed,
         rank=ddp.rank,
         world_size=ddp.world_size,
+        drop_last=cfg.drop_last and per_rank >= bs,
+        passes=cfg.train_repeat,
     )
+    if len(train_ds) == 0:
+        raise TrainError(
+            f"{cfg.store}: {len(info.splits['train'])} DVS training samples cannot be shared by "
+            f"{ddp.world_size} processes; use fewer processes"
+        )
     steps_per_epoch = (
         len(train_ds) if cfg.max_steps_per_epoch is None else min(len(train_ds), cfg.max_steps_per_epoch)
     )
@@ -319,6 +438,12 @@ def fit(
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
         check_checkpoint(ckpt, cfg.model, num_classes, info.T, str(ckpt_path))
         model.load_state_dict(ckpt["model"])
+        saved_groups = len(ckpt["optimizer"]["param_groups"])
+        if saved_groups != len(optimizer.param_groups):
+            raise TrainError(
+                f"{ckpt_path}: the optimizer has {saved_groups} parameter group(s), this run has "
+                f"{len(optimizer.param_groups)}; resume with the decay_1d of the original run"
+            )
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         if step_weights is not None and ckpt.get("step_weights") is not None:
@@ -352,77 +477,98 @@ def fit(
         for split in ("val", "test")
         if len(info.splits[split])
     }
-    t_run = time.perf_counter()
-    for epoch in range(start_epoch, cfg.epochs):
-        train_ds.set_epoch(epoch)
-        row = train_one_epoch(
-            net,
-            model,
-            train_loader,
-            bank,
-            optimizer,
-            scheduler,
-            cfg,
-            info,
-            device,
-            ddp,
-            epoch=epoch,
-            steps_per_epoch=steps_per_epoch,
-            total_steps=total_steps,
-            progress=progress and ddp.main,
+    recal_loader = None
+    if cfg.bn_recalibrate:
+        recal_ds = StoreBatches(
+            info.path, info.splits["train"], bs, shuffle=False, rank=ddp.rank, world_size=ddp.world_size
         )
-        for split, loader in eval_loaders.items():
-            res = evaluate(model, loader, num_classes, device, cfg, ddp)
-            row[f"{split}_acc"] = res["top1"]
-            row[f"{split}_top5"] = res["top5"]
-        row["wall_s"] = round(time.perf_counter() - t_run, 3)
-        select = row.get("val_acc")
-        select = row["train_acc"] if select is None else select
-        improved = select > best_val
-        if improved:
-            best_val, best_epoch = select, epoch
-        row["best_epoch"] = best_epoch
-        rows.append(row)
-        if ddp.main:
-            state = {
-                "format": CHECKPOINT_FORMAT,
-                "meta": {
-                    "model": cfg.model,
-                    "num_classes": num_classes,
-                    "T": info.T,
-                    "classes": info.classes,
-                    "frame_hw": list(info.frame_hw),
-                    "method": cfg.method,
-                    "store": info.path,
-                },
-                "config": asdict(cfg),
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": None,  # bf16 autocast needs no loss scaling
-                "step_weights": step_weights.state_dict() if step_weights is not None else None,
-                "epoch": epoch,
-                "best_val": best_val,
-                "best_epoch": best_epoch,
-                "rng": {
-                    "torch": torch.get_rng_state(),
-                    "numpy": np.random.get_state(),  # noqa: NPY002
-                    "python": random.getstate(),
-                },
-            }
-            write_metrics(out / "metrics.jsonl", rows)
+        recal_loader = torch.utils.data.DataLoader(recal_ds, **loader_kw)
+    writer = (
+        tensorboard.MetricsWriter(out / "tensorboard", start_epoch) if cfg.tensorboard and ddp.main else None
+    )
+    t_run = time.perf_counter()
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            train_ds.set_epoch(epoch)
+            row = train_one_epoch(
+                net,
+                model,
+                train_loader,
+                bank,
+                optimizer,
+                scheduler,
+                cfg,
+                info,
+                device,
+                ddp,
+                epoch=epoch,
+                steps_per_epoch=steps_per_epoch,
+                total_steps=total_steps,
+                progress=progress and ddp.main,
+            )
+            if step_weights is not None:
+                row["c_t"] = [float(c) for c in step_weights.c.detach().cpu()]
+            if recal_loader is not None:
+                recalibrate_bn(model, recal_loader, device, cfg, ddp)
+            for split, loader in eval_loaders.items():
+                res = evaluate(model, loader, num_classes, device, cfg, ddp)
+                row[f"{split}_acc"] = res["top1"]
+                row[f"{split}_top5"] = res["top5"]
+            row["wall_s"] = round(time.perf_counter() - t_run, 3)
+            select = row.get("val_acc")
+            select = row["train_acc"] if select is None else select
+            improved = select > best_val
             if improved:
-                atomic_torch_save(state, out / "best.pt")
-            atomic_torch_save(state, ckpt_path)
-            if (epoch + 1) % 5 == 0 or epoch + 1 == cfg.epochs:  # plotting costs ~0.3 s
-                plot_curves(rows, out / "curves.png", f"{cfg.method} / {cfg.model} on {Path(info.path).name}")
-        if on_epoch is not None:
-            on_epoch(row)
+                best_val, best_epoch = select, epoch
+            row["best_epoch"] = best_epoch
+            rows.append(row)
+            if ddp.main:
+                state = {
+                    "format": CHECKPOINT_FORMAT,
+                    "meta": {
+                        "model": cfg.model,
+                        "num_classes": num_classes,
+                        "T": info.T,
+                        "classes": info.classes,
+                        "frame_hw": list(info.frame_hw),
+                        "method": cfg.method,
+                        "store": info.path,
+                    },
+                    "config": asdict(cfg),
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": None,  # bf16 autocast needs no loss scaling
+                    "step_weights": step_weights.state_dict() if step_weights is not None else None,
+                    "epoch": epoch,
+                    "best_val": best_val,
+                    "best_epoch": best_epoch,
+                    "rng": {
+                        "torch": torch.get_rng_state(),
+                        "numpy": np.random.get_state(),  # noqa: NPY002
+                        "python": random.getstate(),
+                    },
+                }
+                write_metrics(out / "metrics.jsonl", rows)
+                if writer is not None:
+                    writer.write(row)
+                if improved:
+                    atomic_torch_save(state, out / "best.pt")
+                atomic_torch_save(state, ckpt_path)
+                if (epoch + 1) % 5 == 0 or epoch + 1 == cfg.epochs:  # plotting costs ~0.3 s
+                    title = f"{cfg.method} / {cfg.model} on {Path(info.path).name}"
+                    plot_curves(rows, out / "curves.png", title)
+            if on_epoch is not None:
+                on_epoch(row)
+    finally:
+        if writer is not None:
+            writer.close()
     return summarize(rows)
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Best-validation epoch and the test accuracy there and at the last epoch."""
+    """Best-validation epoch, the test accuracy there and at the last epoch, and the last
+    epoch's (running) training and validation accuracy."""
     if not rows:
         return {}
     best = rows[-1]["best_epoch"]
@@ -433,6 +579,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "val_acc_at_best": at_best.get("val_acc"),
         "test_acc_at_best": at_best.get("test_acc"),
         "test_acc_last": rows[-1].get("test_acc"),
+        "train_acc_last": rows[-1].get("train_acc"),
+        "val_acc_last": rows[-1].get("val_acc"),
         "wall_s": rows[-1]["wall_s"],
     }
 
@@ -565,6 +713,8 @@ def evaluate_checkpoint(
     from tmkt_data.store import open_store
     from tmkt_train.config import make_config
 
+    if batch_size < 1:
+        raise TrainError(f"batch_size = {batch_size}: expected a positive integer")
     ckpt_path = Path(checkpoint)
     if not ckpt_path.is_file():
         raise TrainError(f"{ckpt_path}: checkpoint not found")

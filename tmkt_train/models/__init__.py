@@ -8,9 +8,10 @@
 Every model takes ``(B, T, C, H, W)`` and returns an :class:`SNNOutput`
 (``logits``, ``pooled``, ``features``, ``mag_logits``, ``mrp_logit``; see
 :mod:`tmkt_train.models.base`). Keyword options common to all models:
-``shared_head``, ``aux_heads``, ``feature_source`` (not resnet18) and the LIF
+``shared_head``, ``aux_heads``, ``feature_source`` (``"spikes"`` or ``"membrane"``:
+what ``features``, the CKA input, holds; the trainer's ``cka_features``) and the LIF
 settings ``tau``, ``v_threshold``, ``v_reset``, ``decay_input``, ``surrogate``,
-``alpha``, ``detach_reset`` (defaults: method.md section 6, reset detached as in
+``alpha``, ``detach_reset`` (defaults: docs/method.md section 6, reset detached as in
 the reference code).
 
 | name | network | input |

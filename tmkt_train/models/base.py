@@ -1,7 +1,7 @@
 """What every spiking classifier shares: the output record, the trunk contract, the heads.
 
 A model is a *trunk* (the spiking feature extractor) plus per-stream linear
-classification heads and two light auxiliary heads (method.md section 4):
+classification heads and two light auxiliary heads (docs/method.md section 4):
 
 - ``heads["dvs"]`` and ``heads["mix"]``: separate linear heads on the shared
   trunk for the DVS and the mixed stream (the reference code's ``dvs_fc`` and
@@ -43,7 +43,7 @@ __all__ = [
 # Keyword arguments of create_model() that configure every LIF layer of a model.
 NEURON_KEYS = ("tau", "v_threshold", "v_reset", "decay_input", "surrogate", "alpha", "detach_reset")
 
-# Model defaults: method.md section 6 (tau 2, threshold 0.5, hard reset to 0, quadratic gate,
+# Model defaults: docs/method.md section 6 (tau 2, threshold 0.5, hard reset to 0, quadratic gate,
 # alpha 2). The reset is detached as in He et al.'s LIFNode (mem * (1 - spike.detach())).
 NEURON_DEFAULTS = dict(
     tau=2.0,
@@ -62,7 +62,8 @@ class SNNOutput(NamedTuple):
     Attributes:
         logits: ``(T, B, classes)`` per-step outputs of the selected head (readout = mean over T).
         pooled: ``(T, B, F)`` per-step globally pooled trunk features (MAG and MRP inputs).
-        features: ``(T, B, ...)`` last spiking layer's output (CKA input).
+        features: ``(T, B, ...)`` CKA input: the last spiking layer's spikes, or its membrane
+            potential with ``feature_source="membrane"`` (see each model).
         mag_logits: ``(T, B)`` per-step event-frame logits, or None without aux heads.
         mrp_logit: ``(B,)`` ratio logit on the time-averaged pooled feature, or None.
     """
@@ -121,6 +122,7 @@ FEATURE_SOURCES = ("spikes", "membrane")
 
 
 def check_feature_source(feature_source: str) -> None:
+    """Raise :class:`ModelError` unless ``feature_source`` is ``"spikes"`` or ``"membrane"``."""
     if feature_source not in FEATURE_SOURCES:
         raise ModelError(
             f"feature_source must be one of {', '.join(FEATURE_SOURCES)}, got {feature_source!r}"

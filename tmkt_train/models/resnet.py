@@ -13,9 +13,17 @@ All convs have no bias; convs get Kaiming-normal (fan_out) init, BNs weight 1 / 
 The reference has no LIF after the final BN (its readout is analog);
 ``final_lif=True`` adds one.
 
-Outputs: ``features`` is the final BN map ``(T, B, 512, 6, 6)`` (after the LIF
-when ``final_lif``), ``pooled`` its spatial mean ``(T, B, 512)`` (the vector the
-reference feeds to CKA for this network); the heads read ``pooled``.
+Outputs: ``pooled`` is the final BN map's spatial mean ``(T, B, 512)`` (after
+the LIF when ``final_lif``); the heads read ``pooled``. ``features`` (the CKA
+input) depends on ``feature_source``:
+
+- ``"spikes"`` (default): the last spiking layer's output, ``(T, B, 512, 6, 6)``
+  at 48 x 48: the final LIF's spikes with ``final_lif``, otherwise the spikes of
+  the last block's second LIF;
+- ``"membrane"``: the analog state the reference aligns, ``(T, B, 512)``. The
+  reference's ResNet has no neuron after its final BN and feeds the pooled BN
+  output to CKA, so that is what this gives; with ``final_lif`` it is the
+  final LIF's membrane potential after reset, pooled over space.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from torch import Tensor, nn
 from tmkt_train.models.base import (
     SpikingClassifier,
     TrunkOutput,
+    check_feature_source,
     make_lif,
     reject_unknown,
     split_neuron_kwargs,
@@ -43,6 +52,9 @@ class PreActBlock(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, stride: int, neuron: dict):
         super().__init__()
+        #: keep the second LIF's spikes of the last call in ``last_spikes`` (the CKA input)
+        self.keep_spikes = False
+        self.last_spikes: Tensor | None = None
         self.bn1 = fold_time(nn.BatchNorm2d(c_in))
         self.lif1 = make_lif(neuron)
         self.conv1 = fold_time(_conv3x3(c_in, c_out, stride))
@@ -60,7 +72,10 @@ class PreActBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.conv1(self.lif1(self.bn1(x)))
-        out = self.conv2(self.lif2(self.bn2(out)))
+        spikes = self.lif2(self.bn2(out))
+        if self.keep_spikes:
+            self.last_spikes = spikes
+        out = self.conv2(spikes)
         identity = x if self.shortcut is None else self.shortcut(x)
         return out + identity
 
@@ -75,8 +90,11 @@ class ResNetTrunk(nn.Module):
         layers=(2, 2, 2, 2),
         width: int = 64,
         final_lif: bool = False,
+        feature_source: str = "spikes",
     ):
         super().__init__()
+        check_feature_source(feature_source)
+        self.feature_source = feature_source
         self.stem = fold_time(_conv3x3(in_channels, width))
         blocks = []
         c = width
@@ -88,7 +106,10 @@ class ResNetTrunk(nn.Module):
                 c = c_out
         self.blocks = nn.Sequential(*blocks)
         self.bn = fold_time(nn.BatchNorm2d(c))
-        self.final_lif = make_lif(neuron) if final_lif else None
+        mem = feature_source == "membrane"
+        self.final_lif = make_lif(neuron, record_v=mem) if final_lif else None
+        if self.final_lif is None and not mem:
+            blocks[-1].keep_spikes = True
         self.out_channels = c
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -102,7 +123,11 @@ class ResNetTrunk(nn.Module):
         if self.final_lif is not None:
             x = self.final_lif(x)
         pooled = x.mean(dim=(-2, -1))
-        return TrunkOutput(pooled, pooled, x)
+        if self.feature_source == "membrane":
+            feats = pooled if self.final_lif is None else self.final_lif.last_v.mean(dim=(-2, -1))
+        else:
+            feats = x if self.final_lif is not None else self.blocks[-1].last_spikes
+        return TrunkOutput(pooled, pooled, feats)
 
 
 class SpikingResNet(SpikingClassifier):
@@ -115,13 +140,21 @@ class SpikingResNet(SpikingClassifier):
         layers=(2, 2, 2, 2),
         width: int = 64,
         final_lif: bool = False,
+        feature_source: str = "spikes",
         shared_head: bool = False,
         aux_heads: bool = True,
         **neuron_kw,
     ):
         neuron, rest = split_neuron_kwargs(neuron_kw)
         reject_unknown("resnet", rest)
-        trunk = ResNetTrunk(in_channels, neuron, layers=layers, width=width, final_lif=final_lif)
+        trunk = ResNetTrunk(
+            in_channels,
+            neuron,
+            layers=layers,
+            width=width,
+            final_lif=final_lif,
+            feature_source=feature_source,
+        )
         super().__init__(
             trunk,
             flat_dim=trunk.out_channels,

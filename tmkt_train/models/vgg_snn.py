@@ -1,4 +1,4 @@
-"""VGG-SNN (method.md section 6), as in He et al.'s ``Transfer_VGG_SNN``.
+"""VGG-SNN (docs/method.md section 6), as in He et al.'s ``Transfer_VGG_SNN``.
 
 Trunk: conv 64, 128, pool, 256, 256, pool, 512, 512, pool, 512, 512, pool; each
 conv is 3x3 (padding 1, no bias) + BatchNorm + LIF; the pools are
