@@ -5,7 +5,7 @@ Two models of one architecture, timed in the same process:
 * **ours**: ``create_model("vgg_snn", num_classes=101)`` (its LIF is
   :func:`tmkt_train.neurons.lif_multistep`: tau 2, threshold 0.5, hard reset to 0,
   quadratic-gate surrogate with alpha 2, reset detached);
-* **reference**: the same network (method.md section 6) built from spikingjelly 2.0:
+* **reference**: the same network (docs/method.md section 6) built from spikingjelly 2.0:
   ``layer.SeqToANNContainer(Conv2d, BatchNorm2d)`` + ``neuron.LIFNode(tau=2.,
   v_threshold=0.5, v_reset=0., decay_input=True,
   surrogate_function=surrogate.PiecewiseQuadratic(alpha=2.), detach_reset=True,

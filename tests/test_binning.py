@@ -2,8 +2,8 @@
 
 References: tonic 1.7.0's ``to_frame_numpy`` (bit for bit), a plain-numpy
 re-implementation of spikingjelly's ``integrate_events_by_fixed_frames_number``
-(formats.md 5.2), hand-computed frames and the published counts of the real
-N-MNIST sample (formats.md 5.4).
+(docs/formats.md 5.2), hand-computed frames and the published counts of the real
+N-MNIST sample (docs/formats.md 5.4).
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def test_tonic_transform_and_field_order():
 
 
 def spikingjelly_reference(ev: np.ndarray, sensor: tuple[int, int], n_frames: int, split_by: str):
-    """formats.md 5.2, written from the definition with masks (empty windows allowed)."""
+    """docs/formats.md 5.2, written from the definition with masks (empty windows allowed)."""
     w, h = sensor
     t = ev["t"].astype(np.int64)
     n = t.size

@@ -1,4 +1,4 @@
-"""Tests of tmkt_train.mixup: the check values of method.md, the truncated geometric law, fixed shapes."""
+"""Tests of tmkt_train.mixup: docs/method.md's check values, the truncated geometric law, fixed shapes."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ Expected tree (the reference loader's layout)::
   ``r`` = option ``train_ratio``, default 250/350 (the "250 train / 100 test
   per class" of the TMKT recipe, for 350 samples per class).
 * Sensor: option ``sensor_size`` (W, H), default (128, 128). CEP-DVS's sensor
-  and resolution are unverified (formats.md §2.5, CeleX suspected), so pass
+  and resolution are unverified (docs/formats.md §2.5, CeleX suspected), so pass
   the right size; an event outside it is a :class:`LayoutError` at load time.
 * Time unit: the ``mat`` reader's default (``ts`` in microseconds), also
   unverified; option ``time_unit`` (``"us"``, ``"ms"``, ``"s"``) is passed
