@@ -1,7 +1,7 @@
 """The ``tmkt-data`` command line: a thin Typer layer over the library.
 
 User mistakes (a bad file, a wrong option) print one line and exit with code 2;
-``--debug`` shows the traceback instead.
+``--debug`` shows the traceback instead (still exit code 2).
 """
 
 from __future__ import annotations
@@ -13,16 +13,13 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from tmkt_data.cliutil import make_app, parse_key_values
+from tmkt_data.cliutil import LazyProgress, console, err_console, make_app, parse_key_values, print_error
 from tmkt_data.cliutil import user_errors as _user_errors
 from tmkt_data.convert import ConvertError
 
 app, _state = make_app("tmkt-data", "Prepare event-camera data: read raw recordings, bin them into frames.")
-console = Console()
-err_console = Console(stderr=True)
 user_errors = _user_errors(_state)
 
 
@@ -97,7 +94,7 @@ def demo(
         )
     console.print(table)
     if not all(r["round_trip"] for r in rows):
-        err_console.print("[red]error:[/red] some recordings did not read back identically")
+        print_error("some recordings did not read back identically")
         raise typer.Exit(1)
 
 
@@ -125,6 +122,7 @@ def _inspect_store(path: Path, as_json: bool) -> None:
         "tmkt_version",
     ):
         table.add_row(key, _fmt(info[key]))
+    table.add_row("filters", " then ".join(info["filters"]) or "none")
     table.add_row("conversion", json.dumps(info["conversion"]))
     table.add_row("failures", _fmt(len(info["failures"])))
     console.print(table)
@@ -180,12 +178,20 @@ def convert(
     option: Annotated[
         list[str] | None, typer.Option("--option", "-o", help="Layout option KEY=VALUE (repeatable).")
     ] = None,
+    filters: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--filter",
+            help="Event filter before binning, applied in the order given (repeatable): denoise=US, "
+            "refractory=US, crop=X0,Y0,W,H, downsample=F.",
+        ),
+    ] = None,
 ) -> None:
     """Convert a dataset tree into a frame store; run it again to resume after an interruption.
 
     Example: tmkt-data convert cifar10dvs ~/CIFAR10DVS c10.zarr --frames 10 --split-by number --size 48
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
     from tmkt_data.convert import ConvertOptions
     from tmkt_data.convert import convert as run_convert
@@ -199,8 +205,10 @@ def convert(
         dtype=dtype,
         shard_samples=shard_samples,
         layout_options=parse_key_values(option or [], "--option"),
+        filters=tuple(filters or ()),
     )
-    progress = Progress(
+    opts.validate()  # a bad --filter (or other option) is one line before any work
+    progress = LazyProgress(  # appears with the first task: an early error is one clean line
         TextColumn("[bold]convert[/bold]"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -285,7 +293,7 @@ def verify(store: Annotated[Path, typer.Argument(help="A tmkt store.")]) -> None
     problems = verify_store(store)
     if problems:
         for line in problems:
-            err_console.print(f"[red]corrupt:[/red] {store}: {line}", highlight=False)
+            print_error(f"{store}: {line}", label="corrupt")
         raise typer.Exit(1)
     console.print(f"{store}: ok")
 

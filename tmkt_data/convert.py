@@ -20,6 +20,7 @@ import numpy as np
 
 from tmkt_data.binning import to_frames
 from tmkt_data.errors import EventsError, TmktError
+from tmkt_data.filters import EventFilter, apply_filters, filtered_sensor_size, parse_filters
 from tmkt_data.layouts import DatasetIndex, LayoutError, load_sample, scan
 from tmkt_data.layouts.base import SampleSpec
 from tmkt_data.locking import store_lock
@@ -62,6 +63,9 @@ class ConvertOptions:
             float16 with resize).
         shard_samples: samples per shard file (None: chosen from the frame size).
         layout_options: options passed to the layout's ``scan``.
+        filters: event filters run in order on each sample's events before binning,
+            ``"denoise=US"``, ``"refractory=US"``, ``"crop=X0,Y0,W,H"``, ``"downsample=F"``
+            (:mod:`tmkt_data.filters`); crop and downsample change the binned sensor size.
     """
 
     frames: int
@@ -72,6 +76,17 @@ class ConvertOptions:
     dtype: str = "auto"
     shard_samples: int | None = None
     layout_options: dict[str, Any] = field(default_factory=dict)
+    filters: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.filters, str):  # one spec given as a plain string
+            object.__setattr__(self, "filters", (self.filters,))
+        else:
+            object.__setattr__(self, "filters", tuple(self.filters))
+
+    def event_filters(self) -> tuple[EventFilter, ...]:
+        """The parsed filters (raises :class:`~tmkt_data.filters.FilterError` for a bad spec)."""
+        return parse_filters(self.filters)
 
     def resolved_dtype(self) -> str:
         resized = self.size is not None and self.resize != "none"
@@ -99,6 +114,7 @@ class ConvertOptions:
         if self.shard_samples is not None and self.shard_samples < 1:
             raise ConvertError(f"--shard-samples {self.shard_samples}: expected a positive number")
         self.resolved_dtype()
+        self.event_filters()
 
 
 @dataclass(frozen=True)
@@ -141,12 +157,14 @@ def _bin_file_directly(
     index: DatasetIndex, spec: SampleSpec, options: ConvertOptions, count_dtype: np.dtype
 ) -> _Binned | None:
     """Frames counted straight from an AEDAT 2.0 file (:func:`aedat2.read_frames`), or None
-    when that does not apply: another format, a time slice, a crop, or a file with special
-    records, wraps or backward steps (those go through :func:`_bin_events`)."""
+    when that does not apply: another format, a time slice, a crop, event filters, or a file
+    with special records, wraps or backward steps (those go through :func:`_bin_events`)."""
     from tmkt_data.formats import aedat2
 
     ro = index.read_options
     if ro.get("format") != "aedat2" or spec.start_us is not None or spec.end_us is not None:
+        return None
+    if options.filters:  # filters need the event array
         return None
     if index.notes.get("crop") is not None or set(ro) - {"format", "chip", "orientation"}:
         return None
@@ -189,10 +207,16 @@ def _bin_events(
     rec = cache["rec"]
     events = load_sample(index, spec, rec, check=False)  # to_frames checks the coordinates
     mode = {"n_time_bins" if options.split_by == "time" else "n_event_bins": options.frames}
+    n_read = int(events.shape[0])
+    if spec.start_us is not None and spec.end_us is not None:
+        duration = int(spec.end_us - spec.start_us)
+    else:
+        duration = int(events["t"][-1] - events["t"][0]) if events.size else 0
     try:
+        kept, sensor = apply_filters(events, index.sensor_size, options.event_filters())
         frames, n_sat = to_frames(
-            events,
-            index.sensor_size,
+            kept,
+            sensor,
             **mode,
             remainder=options.remainder,
             dtype=count_dtype,
@@ -201,18 +225,13 @@ def _bin_events(
     except EventsError as err:
         w, h = index.sensor_size
         raise LayoutError(f"{src}: {err} (the {w}x{h} sensor expected for {index.dataset})") from None
-    # "last" keeps every event; "drop" loses the remainder, so count what the frames hold
+    # "last" keeps every event left by the filters; "drop" loses the remainder, so count what
+    # the frames hold
     n_binned = (
-        int(events.shape[0])
-        if options.remainder == "last"
-        else int(round(float(frames.sum(dtype=np.float64))))
+        int(kept.shape[0]) if options.remainder == "last" else int(round(float(frames.sum(dtype=np.float64))))
     )
-    if spec.start_us is not None and spec.end_us is not None:
-        duration = int(spec.end_us - spec.start_us)
-    else:
-        duration = int(events["t"][-1] - events["t"][0]) if events.size else 0
     sha = rec.metadata.get("sha256") or file_sha256(src)  # readers hash what they read
-    return _Binned(frames, int(n_sat), int(events.shape[0]), n_binned, duration, sha)
+    return _Binned(frames, int(n_sat), n_read, n_binned, duration, sha)
 
 
 def sample_frames(
@@ -220,9 +239,10 @@ def sample_frames(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Frames of one sample in the stored dtype, its counts and the source file's sha256.
 
-    Counts: ``n_events`` (events of the sample), ``n_binned`` (events the
-    frames hold before resizing), ``n_saturated`` (cells clipped by an integer
-    dtype), ``duration_us`` (slice length, or first-to-last event time).
+    Counts: ``n_events`` (events of the sample, before any filter), ``n_binned``
+    (events the frames hold before resizing, after the filters), ``n_saturated``
+    (cells clipped by an integer dtype), ``duration_us`` (slice length, or
+    first-to-last event time, before the filters).
     ``cache`` keeps the last recording read, so several time slices of one file
     (DVS Gesture, N-Omniglot) decode it once. Whole AEDAT 2.0 files are counted
     straight from their bytes when they allow it (the same frames, faster).
@@ -284,8 +304,8 @@ def convert_shard(job: ShardJob) -> dict[str, Any]:
 
 
 def frame_shape(index: DatasetIndex, options: ConvertOptions) -> tuple[int, int, int, int]:
-    """(T, 2, H, W) of the stored frames."""
-    w, h = index.sensor_size
+    """(T, 2, H, W) of the stored frames (the sensor after the filters, or the resize size)."""
+    w, h = filtered_sensor_size(options.event_filters(), index.sensor_size)
     if options.size is not None and options.resize != "none":
         h, w = options.size
     return (options.frames, 2, int(h), int(w))
@@ -299,10 +319,18 @@ def store_params(index: DatasetIndex, options: ConvertOptions) -> dict[str, Any]
     opts = asdict(options)
     opts["dtype"] = options.resolved_dtype()
     opts["size"] = list(options.size) if options.size else None
+    filters = options.event_filters()
+    extra: dict[str, Any] = {}
+    if filters:  # canonical specs, in order: another filter list is another store
+        opts["filters"] = [f.spec for f in filters]
+        extra["filtered_sensor_size"] = list(filtered_sensor_size(filters, index.sensor_size))
+    else:  # absent, so stores made without filters keep their parameter hash
+        del opts["filters"]
     return {
         "dataset": index.dataset,
         "conversion": opts,
         "sensor_size": list(index.sensor_size),
+        **extra,
         "read_options": index.read_options,
         "split_info": index.split_info,
         "layout_notes": index.notes,
@@ -363,7 +391,8 @@ def prepare_store(
                 raise ConvertError(
                     f"{out}: holds frames made with other parameters or another sample list "
                     f"(stored frames={old.get('frames')}, split_by={old.get('split_by')}, "
-                    f"remainder={old.get('remainder')}, size={old.get('size')}); "
+                    f"remainder={old.get('remainder')}, size={old.get('size')}, "
+                    f"filters={old.get('filters', [])}); "
                     "use --overwrite to replace it or choose another path"
                 )
             remove_store(out)
@@ -458,6 +487,7 @@ def convert(
     index = scan(dataset, raw_root, **options.layout_options)
     if not index.samples:
         raise ConvertError(f"{index.root}: no samples found for dataset {dataset}")
+    filtered_sensor_size(options.event_filters(), index.sensor_size)  # a crop must fit the sensor
     out = Path(out).resolve()
     with store_lock(out, "tmkt-data convert"):  # one writer at a time
         geo, key, done = prepare_store(index, out, options, overwrite=overwrite)

@@ -22,7 +22,9 @@ def dir_bytes(path: Path) -> int:
 
 
 def store_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Plain-JSON description of a complete store: shape, classes, splits, sizes, failures."""
+    """Plain-JSON description of a complete store: shape, classes, splits, sizes, failures, and the
+    event filters applied before binning (``filters``, in order; empty for none) with the sensor
+    size before (``sensor_size``) and after them (``filtered_sensor_size``, None without filters)."""
     p = Path(path)
     g = open_store(p)
     geo = geometry_of(g)
@@ -58,6 +60,9 @@ def store_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
         "compression_ratio": (raw / on_disk) if on_disk else None,
         "failures": list(g.attrs.get("failures", [])),
         "conversion": params["conversion"],
+        "filters": list(params["conversion"].get("filters", [])),
+        "sensor_size": params.get("sensor_size"),
+        "filtered_sensor_size": params.get("filtered_sensor_size"),
         "params_hash": g.attrs["params_hash"],
     }
 
