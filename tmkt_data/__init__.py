@@ -6,10 +6,14 @@ imported on first use, so ``import tmkt_data`` does not load zarr.
 
 from typing import TYPE_CHECKING, Any
 
-from tmkt_data.binning import to_frames
-from tmkt_data.errors import EventsError, FormatError, TmktError
-from tmkt_data.events import EVENT_DTYPE, Recording, make_events
-from tmkt_data.formats import FORMATS, detect_format, read_events
+from tmkt_data._numba_cache import ensure_numba_cache
+
+ensure_numba_cache()  # before the first @njit(cache=True) kernel below is defined
+
+from tmkt_data.binning import to_frames  # noqa: E402
+from tmkt_data.errors import EventsError, FormatError, TmktError  # noqa: E402
+from tmkt_data.events import EVENT_DTYPE, Recording, make_events  # noqa: E402
+from tmkt_data.formats import FORMATS, detect_format, read_events  # noqa: E402
 
 if TYPE_CHECKING:
     from tmkt_data.dataset import FrameDataset

@@ -9,13 +9,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from tmkt_data.cliutil import parse_key_values
+from tmkt_data.cliutil import LazyProgress, console, err_console, parse_key_values, print_error
 
-console = Console()
-err_console = Console(stderr=True)
 _MAX_CLASS_ROWS = 60
 
 
@@ -89,11 +86,11 @@ def pair_command(
     Example: tmkt-data pair ncal.zarr caltech101 ~/caltech101 --dvs-fraction 0.2 --instance;
     scarce events: --val-per-class 2 --dvs-per-class 5
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
     from tmkt_data.pairing import pair_store
 
-    progress = Progress(
+    progress = LazyProgress(  # appears with the first task: an early error is one clean line
         TextColumn("[bold]encode[/bold]"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -213,4 +210,4 @@ def print_report(report: Any) -> None:
             ot.add_row(name + mark, shown)
         console.print(ot)
     for w in r.warnings:
-        err_console.print(f"[yellow]warning:[/yellow] {w}", highlight=False, soft_wrap=True)
+        print_error(w, label="warning", style="yellow")

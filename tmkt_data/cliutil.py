@@ -1,18 +1,64 @@
-"""What both command lines share: the Typer app, one-line user errors, KEY=VALUE options."""
+"""What both command lines share: the Typer app, consoles, one-line user errors, KEY=VALUE options.
+
+Text printed by the command lines holds user input (paths, class folders, recipe keys), so the
+consoles here print it as it is: rich markup and emoji codes are off (``rec[old].bin``, a class
+folder ``[cls]`` and ``[[runs]]`` stay whole). Styled labels are :class:`rich.text.Text` parts.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
+import traceback
 from collections.abc import Callable
 from functools import wraps
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import Progress, TaskID
+from rich.text import Text
 
 from tmkt_data.errors import TmktError
 
-err_console = Console(stderr=True)
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A console that prints strings as they are: no markup, no ``:emoji:`` codes."""
+    return Console(stderr=stderr, markup=False, emoji=False)
+
+
+console = make_console()
+err_console = make_console(stderr=True)
+
+
+def print_error(message: object, *, label: str = "error", style: str = "red") -> None:
+    """One line ``label: message`` on stderr; only the label is styled, the message is printed as is."""
+    err_console.print(Text.assemble((f"{label}:", style), " ", str(message)), soft_wrap=True)
+
+
+class LazyProgress(Progress):
+    """A rich progress bar that shows nothing until its first task.
+
+    rich ends a bar that stops off a terminal with an empty line (a transient one with nothing
+    else), so an error raised before any work, or under a transient bar in a log, would start
+    with a blank line.
+    """
+
+    def start(self) -> None:  # deferred to the first add_task
+        pass
+
+    def add_task(self, *args: Any, **kwargs: Any) -> TaskID:
+        task = super().add_task(*args, **kwargs)
+        super().start()  # once: a started display ignores it
+        return task
+
+    def stop(self) -> None:
+        if not self.live.is_started:
+            return
+        if self.live.transient and not self.console.is_interactive:
+            self.live.stop()  # without rich's empty line: a transient bar printed nothing here
+            return
+        super().stop()
 
 
 class OptionError(TmktError, ValueError):
@@ -38,7 +84,10 @@ def make_app(name: str, help: str) -> tuple[typer.Typer, dict[str, bool]]:
 def user_errors(
     state: dict[str, bool], extra: tuple[type[BaseException], ...] = ()
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: tmkt errors (and ``extra`` types) become one red line on stderr and exit code 2."""
+    """Decorator: tmkt errors (and ``extra`` types) become one red line on stderr and exit code 2.
+
+    With ``--debug`` the traceback is printed instead of the line; the exit code stays 2.
+    """
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(fn)
@@ -47,8 +96,9 @@ def user_errors(
                 return fn(*args, **kwargs)
             except (TmktError, *extra) as err:
                 if state["debug"]:
-                    raise
-                err_console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+                    traceback.print_exception(err, file=sys.stderr)
+                else:
+                    print_error(err)
                 raise typer.Exit(2) from None
 
         return wrapper

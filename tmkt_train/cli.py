@@ -149,6 +149,9 @@ def pipeline(
         list[str] | None, typer.Option("--only", help=escape("Run only these [[runs]] names."))
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", min=1, help="Training runs at a time (default: the recipe's).")
+    ] = None,
 ) -> None:
     """Run a recipe end to end (convert, pair, train, evaluate), skipping finished steps; print a results table.
 
@@ -162,11 +165,12 @@ def pipeline(
         overrides["epochs"] = epochs
     t0 = time.perf_counter()
     rows = run_pipeline(
-        recipe, raw_root=raw_root, rgb_root=rgb_root, out=out, overrides=overrides, only=only,
+        recipe, raw_root=raw_root, rgb_root=rgb_root, out=out, overrides=overrides, only=only, jobs=jobs,
         progress=not quiet, log=lambda m: err_console.print(m, highlight=False),
     )  # fmt: skip
     rec = load_pipeline(recipe, out=out)
     print_results_table(aggregate(rows), f"{rec.name}: test accuracy at the best-validation epoch")
+    print_paired(rows)
     console.print(
         f"store: {rec.out / 'store.zarr'}   runs and curves: {rec.out / 'runs'}/*/curves.png   "
         f"results: {rec.out / 'results.json'}   total {time.perf_counter() - t0:.0f} s"
@@ -184,6 +188,16 @@ def print_results_table(rows: list[dict[str, Any]], title: str) -> None:
             acc += f" +- {100 * r['std']:.2f}"
         table.add_row(r["run"], r["method"], ",".join(map(str, r["seeds"])), acc, f"{r['wall_s']:.0f} s")
     console.print(table)
+
+
+def print_paired(rows: list[dict[str, Any]]) -> None:
+    """tmkt against each baseline, seed by seed, with a 95 % interval and a one-line reading."""
+    from tmkt_train.stats import paired_difference, reading
+
+    for base in ("scratch", "sliding", "finetune"):
+        d = paired_difference(rows, "tmkt", base, by="method")
+        if d is not None:
+            console.print(f"{d.text()}: {reading(d)}", highlight=False, markup=False)
 
 
 def main() -> None:

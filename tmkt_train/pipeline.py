@@ -113,6 +113,11 @@ def load_pipeline(path: str | Path, *, out: str | Path | None = None) -> Recipe:
     if not runs:
         raise PipelineError(f"{p}: no [[runs]]")
     make_config(data.get("train", {}))  # unknown training keys fail here, before any work
+    filters = data.get("convert", {}).get("filters", [])
+    if isinstance(filters, list) and all(isinstance(f, str) for f in filters):
+        from tmkt_data.filters import parse_filters
+
+        parse_filters(filters)  # a bad filter fails here, not after synth
     for i, run in enumerate(runs):
         if "name" not in run or "method" not in run:
             raise PipelineError(f"{p} [[runs]] #{i + 1}: needs name and method")
