@@ -1,27 +1,34 @@
-"""Regenerate docs/results.md: TMKT against its baselines on a paired store, measured.
+"""Regenerate docs/results.md: does the transfer beat training on events alone? Measured.
 
-By default it uses the embedded benchmark (the demo recipe: digits -> synthetic
-DVS-like events); give any recipe and its data to run the same study on a real
-dataset::
+One command runs the whole study on a pipeline recipe (default: the transfer benchmark
+``pipelines/transfer.toml``, which needs no download) and writes the page and its plots::
 
-    python benchmarks/run_results.py                                  # embedded digits benchmark
-    python benchmarks/run_results.py --recipe pipelines/ncaltech101.toml \
-        --raw-root N-Caltech101/ --rgb-root caltech101/ --epochs 300 --report docs/results_ncaltech101.md
+    python benchmarks/run_results.py                      # search, main, ablation, scarcity, report
+    python benchmarks/run_results.py --stages search      # only the learning-rate search
+    python benchmarks/run_results.py --report-only        # rewrite the page from finished runs
 
-Study: the four methods x 3 seeds at the recipe's DVS fraction; tmkt ablations
-(no MAG, no MRP, no CKA, r_m in {0.3, 0.5, 0.7}, renormalised truncation); a
-DVS-scarcity curve (scratch and tmkt at several DVS fractions). Finished runs
-are skipped, so an interrupted study resumes. Test accuracy is taken at the
-best-validation epoch (never selected on test).
+Stages (finished runs are skipped, so an interrupted study resumes):
+
+* ``search``: every method gets the same learning-rate grid, trained with a search seed
+  that is not one of the evaluation seeds; the choice is the grid point with the best
+  validation accuracy (never test). The recipe must hold the chosen rates (checked).
+* ``main``: the recipe's runs through the pipeline itself (the four methods x its seeds),
+  so ``tmkt-train pipeline RECIPE`` reproduces these numbers.
+* ``ablation``: ``tmkt`` variants on the first ``--ablation-seeds`` seeds.
+* ``scarcity``: ``scratch`` and ``tmkt`` at other numbers of event training samples per
+  class, each a copy of the store paired again (nested selections), with the number of
+  passes per epoch scaled so every point gets the main runs' optimizer-step budget.
+
+Test accuracy is always read at the best-validation epoch. Results: the study folder's
+``study.json`` (every run: stage, name, method, seed, accuracies, final training accuracy).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import statistics
+import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -30,299 +37,235 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SEEDS = (42, 1024, 90210)
+METHODS = ("scratch", "finetune", "sliding", "tmkt")
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "-MAG": {"mag": False},
+    "-MRP": {"mrp": False},
+    "-CKA": {"cka": False},
+    "step weights off": {"step_weights": False},
+    "shared head": {"shared_head": True},
+    "r_m=0.3": {"r_m": 0.3},
+    "r_m=0.7": {"r_m": 0.7},
+    "r_m=0.7 renormalised": {"r_m": 0.7, "mixup_normalized": True},
+    "BN recalibrated": {"bn_recalibrate": True},
+}
+COMPARISONS = (("tmkt", "scratch"), ("tmkt", "sliding"), ("tmkt", "finetune"), ("sliding", "scratch"),
+               ("finetune", "scratch"))  # fmt: skip
 
 
-def experiments(base_fraction: float, fractions: list[float], ablation_seeds: tuple[int, ...]) -> list[dict]:
-    """Every run of the study: name, group, method, seed, DVS fraction, training overrides."""
-    runs = []
-    for method in ("scratch", "finetune", "sliding", "tmkt"):
-        for seed in SEEDS:
-            runs.append(dict(group="main", name=method, method=method, seed=seed, frac=base_fraction, kw={}))
-    ablations = {
-        "tmkt -MAG": {"mag": False},
-        "tmkt -MRP": {"mrp": False},
-        "tmkt -CKA": {"cka": False},
-        "tmkt r_m=0.3": {"r_m": 0.3},
-        "tmkt r_m=0.7": {"r_m": 0.7},
-        "tmkt r_m=0.7 renormalised": {"r_m": 0.7, "mixup_normalized": True},
-    }
-    for name, kw in ablations.items():
-        for seed in ablation_seeds:
-            runs.append(
-                dict(group="ablation", name=name, method="tmkt", seed=seed, frac=base_fraction, kw=kw)
-            )
-    for frac in fractions:
-        if frac == base_fraction:
-            continue  # the main runs are this point of the curve
-        for method in ("scratch", "tmkt"):
-            runs.append(
-                dict(group="scarcity", name=f"{method} {frac:g}", method=method, seed=42, frac=frac, kw={})
-            )
-    return runs
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text).strip("_")
 
 
-def run_study(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from tmkt_train.config import make_config
-    from tmkt_train.pipeline import (
-        convert_step,
-        load_pipeline,
-        pair_settings,
-        pair_step,
-        synth_step,
-        train_step,
-    )
+def _rm(recipe: Any, method: str) -> dict[str, Any]:
+    """The recipe's [[runs]] entry of ``method`` (its overrides of [train])."""
+    from tmkt_train.pipeline import RUN_KEYS
 
-    recipe = load_pipeline(args.recipe, out=args.work)
-    recipe.out.mkdir(parents=True, exist_ok=True)
-    raw = Path(args.raw_root) if args.raw_root else recipe.out / "raw"
-    if recipe.synth is not None and not args.raw_root:
-        synth_step(recipe, raw, print)
-    store = recipe.out / "store.zarr"
-    convert_step(recipe, raw, store, print)
-    base = pair_settings(recipe, args.rgb_root)
-    rows = []
-    plan = experiments(base["dvs_fraction"], args.fractions, tuple(args.ablation_seeds))
-    # group runs by DVS fraction so the store is re-paired as rarely as possible
-    plan.sort(key=lambda r: (r["frac"] != base["dvs_fraction"], r["frac"]))
-    for i, run in enumerate(plan):
-        pairing_id = pair_step(store, {**base, "dvs_fraction": run["frac"]}, print)
-        values = {**recipe.train, **run["kw"]}
-        if args.epochs:
-            values["epochs"] = args.epochs
-        slug = run["name"].replace(" ", "_").replace("=", "").replace("-", "no")
-        out = recipe.out / "study" / f"{slug}_f{run['frac']:g}_seed{run['seed']}"
-        cfg = make_config(values, method=run["method"], seed=run["seed"], store=str(store), out=str(out))
-        cfg.extra = {"pairing_id": pairing_id, "study": run["name"]}
-        print(
-            f"[{i + 1}/{len(plan)}] {run['name']} (fraction {run['frac']:g}, seed {run['seed']})", flush=True
+    for run in recipe.runs:
+        if run["method"] == method:
+            return {k: v for k, v in run.items() if k not in RUN_KEYS}
+    raise SystemExit(f"{recipe.path}: no [[runs]] entry with method {method!r}")
+
+
+def _run_seeds(recipe: Any) -> list[int]:
+    return [int(s) for s in recipe.runs[0].get("seeds", [recipe.train.get("seed", 42)])]
+
+
+def _steps_per_epoch(n_train: int, batch: int, repeat: int, drop_last: bool) -> int:
+    n = n_train * repeat
+    return n // batch if drop_last else -(-n // batch)
+
+
+def _metrics(out: str | Path) -> list[dict[str, Any]]:
+    path = Path(out) / "metrics.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def _row(stage: str, name: str, cfg: Any, summary: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    m = _metrics(cfg.out)
+    return {"stage": stage, "name": name, "method": cfg.method, "seed": cfg.seed, "out": cfg.out,
+            "lr": cfg.resolved_lr(), "steps": sum(r.get("samples", 0) for r in m) // cfg.batch_size,
+            **extra, **summary,
+            "curve_train": [r.get("train_acc") for r in m], "curve_val": [r.get("val_acc") for r in m],
+            "step_weights": [r.get("step_weights") for r in m]}  # fmt: skip
+
+
+class Study:
+    """The recipe, its store and pairing, and the helpers every stage uses."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from tmkt_train.pipeline import load_pipeline
+
+        self.args = args
+        self.recipe = load_pipeline(args.recipe, out=args.work)
+        self.out = self.recipe.out
+        self.store = self.out / "store.zarr"
+        self.jobs = args.jobs or self.recipe.jobs
+        self.rows_path = self.out / "study.json"
+        self.rows: list[dict[str, Any]] = (
+            json.loads(self.rows_path.read_text()) if self.rows_path.exists() else []
         )
-        summary = train_step(cfg, False, print)
-        metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-        rows.append({**{k: v for k, v in run.items() if k != "kw"}, "kw": run["kw"], "out": str(out),
-                     **summary, "event_ratio": [m.get("event_ratio") for m in metrics],
-                     "curve": [m.get("val_acc") for m in metrics]})  # fmt: skip
-        (recipe.out / "study.json").write_text(json.dumps(rows, indent=1))
-    return rows
+
+    def save(self, rows: list[dict[str, Any]]) -> None:
+        keys = {(r["stage"], r["name"], r["seed"]) for r in rows}
+        self.rows = [r for r in self.rows if (r["stage"], r["name"], r["seed"]) not in keys] + rows
+        self.rows_path.write_text(json.dumps(self.rows, indent=1))
+
+    def prepare(self) -> str:
+        """synth -> convert -> pair as the pipeline does; returns the pairing id."""
+        from tmkt_train.pipeline import convert_step, pair_settings, pair_step, synth_step
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        raw = self.out / "raw"
+        if self.recipe.synth is not None:
+            synth_step(self.recipe, raw, print)
+        convert_step(self.recipe, raw, self.store, print)
+        return pair_step(self.store, pair_settings(self.recipe, None), print)
+
+    def config(self, method: str, seed: int, out: Path, store: Path, pairing_id: str, **kw: Any) -> Any:
+        from tmkt_train.config import make_config
+
+        values = {**self.recipe.train, **_rm(self.recipe, method), **kw}
+        cfg = make_config(values, method=method, seed=seed, store=str(store), out=str(out))
+        cfg.extra = {"pairing_id": pairing_id, "pipeline": self.recipe.name, "study": out.parent.name}
+        return cfg
+
+    def train(self, stage: str, plan: list[tuple[str, Any, dict[str, Any]]]) -> list[dict[str, Any]]:
+        from tmkt_train.pipeline import train_many
+
+        print(f"{stage}: {len(plan)} runs, {self.jobs} at a time", flush=True)
+        sums = train_many([c for _, c, _ in plan], self.jobs, self.recipe.threads, False, print)
+        rows = [_row(stage, name, cfg, s, **extra) for (name, cfg, extra), s in zip(plan, sums, strict=True)]
+        self.save(rows)
+        return rows
 
 
-def mean_std(vals: list[float]) -> tuple[float, float]:
-    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
+def stage_search(st: Study, pairing_id: str) -> dict[str, float]:
+    """Same learning-rate grid for every method, search seed, chosen on validation accuracy."""
+    plan = []
+    for method in METHODS:
+        for lr in st.args.lr_grid:
+            out = st.out / "search" / f"{method}_lr{lr:g}_seed{st.args.search_seed}"
+            cfg = st.config(method, st.args.search_seed, out, st.store, pairing_id, lr=lr)
+            plan.append((f"{method} lr={lr:g}", cfg, {"grid_lr": lr}))
+    rows = st.train("search", plan)
+    chosen = {}
+    for method in METHODS:
+        cand = [r for r in rows if r["method"] == method]
+        best = max(cand, key=lambda r: (r["val_acc_at_best"] or 0.0, -r["grid_lr"]))
+        chosen[method] = best["grid_lr"]
+    print("search: chosen learning rates " + ", ".join(f"{m} {v:g}" for m, v in chosen.items()))
+    return chosen
 
 
-def fmt(vals: list[float]) -> str:
-    if not vals:
-        return "-"
-    m, s = mean_std(vals)
-    return f"{100 * m:.2f} ± {100 * s:.2f}" if len(vals) > 1 else f"{100 * m:.2f}"
+def check_recipe(st: Study, chosen: dict[str, float]) -> None:
+    from tmkt_train.config import make_config
+
+    wrong = []
+    for method, lr in chosen.items():
+        have = make_config({**st.recipe.train, **_rm(st.recipe, method)}, method=method).resolved_lr()
+        if not math.isclose(have, lr):
+            wrong.append(f"{method}: recipe lr {have:g}, search chose {lr:g}")
+    if wrong:
+        raise SystemExit(f"{st.recipe.path}: set the searched learning rates first ({'; '.join(wrong)})")
 
 
-def plots(rows: list[dict[str, Any]], out_dir: Path, T: int) -> dict[str, str]:
-    import matplotlib
+def stage_main(st: Study) -> None:
+    from tmkt_train.pipeline import run_pipeline
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import torch
+    rows = run_pipeline(st.recipe.path, out=st.out, progress=False, jobs=st.jobs)
+    cfgs = {(r["run"], r["seed"]): r for r in rows}
+    from tmkt_train.config import make_config
 
-    from tmkt_train.mixup import replacement_probability, time_step_mixup
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = {}
-    # 1. scarcity curve
-    base = {r["frac"] for r in rows if r["group"] == "main"}
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for method, color in (("scratch", "tab:blue"), ("tmkt", "tab:red")):
-        pts = {}
-        for r in rows:
-            if r["method"] == method and (
-                r["group"] == "scarcity" or (r["group"] == "main" and r["seed"] == 42)
-            ):
-                if r["group"] == "scarcity" or r["frac"] in base:
-                    pts[r["frac"]] = r["test_acc_at_best"]
-        xs = sorted(pts)
-        ax.plot([100 * x for x in xs], [100 * pts[x] for x in xs], marker="o", color=color, label=method)
-    ax.set_xscale("log")
-    ax.set_xlabel("DVS training samples used (% per class)")
-    ax.set_ylabel("test top-1 (%)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "scarcity.png", dpi=100)
-    plt.close(fig)
-    files["scarcity"] = "scarcity.png"
-    # 2. training curves (validation accuracy, seed 42) of the four methods
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for r in rows:
-        if r["group"] == "main" and r["seed"] == 42:
-            ax.plot([100 * (v or 0) for v in r["curve"]], marker=".", label=r["method"])
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation top-1 (%)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "curves.png", dpi=100)
-    plt.close(fig)
-    files["curves"] = "curves.png"
-    # 3. realised event-frame ratio against r_m: many draws of the mixup, and the training runs
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    grid = [i / 20 for i in range(1, 20)]
-    g = torch.Generator().manual_seed(0)
-    x = torch.zeros(20000, T, 1)
-    realised, realised_norm = [], []
-    for rm in grid:
-        _, mask = time_step_mixup(x, x, replacement_probability(rm, T), generator=g)
-        realised.append(float(mask.mean()))
-        if rm >= (T + 1) / (2 * T):
-            p = replacement_probability(rm, T, normalized=True)
-            _, mask = time_step_mixup(x, x, p, generator=g, normalized=True)
-            realised_norm.append((rm, float(mask.mean())))
-    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--", label="target")
-    ax.plot(grid, realised, marker=".", label=f"truncated (default), 20k draws, T={T}")
-    ax.plot(*zip(*realised_norm, strict=True), marker=".", label="renormalised, 20k draws")
-    for r in rows:
-        if r["method"] == "tmkt" and r["group"] in ("main", "ablation") and r["event_ratio"]:
-            rm = r["kw"].get("r_m", 0.5)
-            ax.scatter([rm], [statistics.fmean([v for v in r["event_ratio"] if v is not None])], color="black",
-                       s=12, zorder=3)  # fmt: skip
-    ax.scatter([], [], color="black", s=12, label="training runs (mean over epochs)")
-    ax.set_xlabel("r_m (expected event-frame ratio)")
-    ax.set_ylabel("realised event-frame ratio")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_dir / "event_ratio.png", dpi=100)
-    plt.close(fig)
-    files["event_ratio"] = "event_ratio.png"
-    return files
+    out = []
+    for (name, seed), r in cfgs.items():
+        cfg = make_config({**st.recipe.train, **_rm(st.recipe, r["method"])}, method=r["method"], seed=seed,
+                          out=r["out"])  # fmt: skip
+        summary = {k: v for k, v in r.items() if k not in ("run", "method", "seed", "out")}
+        out.append(_row("main", name, cfg, summary))
+    st.save(out)
 
 
-def write_report(rows: list[dict[str, Any]], args: argparse.Namespace, wall: float) -> None:
-    import numpy
-    import torch
+def stage_ablation(st: Study, pairing_id: str) -> None:
+    seeds = _run_seeds(st.recipe)[: st.args.ablation_seeds]
+    plan = []
+    for name, kw in ABLATIONS.items():
+        for seed in seeds:
+            out = st.out / "ablation" / f"{_slug(name)}_seed{seed}"
+            plan.append(
+                (f"tmkt {name}", st.config("tmkt", seed, out, st.store, pairing_id, **kw), {"kw": kw})
+            )
+    st.train("ablation", plan)
+
+
+def stage_scarcity(st: Study) -> None:
+    from tmkt_train.pipeline import pair_settings, pair_step
+
+    base = pair_settings(st.recipe, None)
+    n0 = int(base["dvs_per_class"])
+    train = st.recipe.train
+    repeat0 = int(train.get("train_repeat", 1))
+    batch = int(train["batch_size"])
+    drop = bool(train.get("drop_last", True))
     import zarr
 
-    from tmkt_train.pipeline import load_pipeline
-
-    recipe = load_pipeline(args.recipe, out=args.work)
-    g = zarr.open_group(str(recipe.out / "store.zarr"), mode="r")
-
-    def rel(p: Path | str) -> str:
-        p = Path(p)
-        return str(p.relative_to(ROOT)) if p.is_absolute() and p.is_relative_to(ROOT) else str(p)
-
-    T = int(g.attrs["frame_shape"][0])
-    report = Path(args.report)
-    img_dir = report.parent / (report.stem + "_files")
-    files = plots(rows, img_dir, T)
-    img = img_dir.name
-
-    def acc(filter_fn) -> list[float]:  # noqa: ANN001
-        return [r["test_acc_at_best"] for r in rows if filter_fn(r) and r.get("test_acc_at_best") is not None]
-
-    main = {m: acc(lambda r, m=m: r["group"] == "main" and r["method"] == m) for m in
-            ("scratch", "finetune", "sliding", "tmkt")}  # fmt: skip
-    last = {m: [r["test_acc_last"] for r in rows if r["group"] == "main" and r["method"] == m] for m in main}
-    lines = [
-        f"# Results: TMKT against its baselines ({recipe.name})",
-        "",
-        "Measured by `benchmarks/run_results.py`, which regenerates this page and its plots.",
-        f"Recipe `{rel(args.recipe)}`: {recipe.description}.",
-        "",
-    ]
-    if g.attrs.get("synthetic"):
-        lines += [
-            "**Data: DVS-like synthetic events** simulated from scikit-learn's 1,797 real 8x8 digit images",
-            "(`tmkt-data synth`: saccades on a 34x34 sensor, calibrated against real N-MNIST recordings).",
-            "This is an embedded benchmark that needs no download; it is not N-MNIST and its numbers",
-            "say nothing about real event data. The RGB partners are the same digits as images.",
-            "",
-        ]
-    frac = rows[0]["frac"] if rows else None
-    lines += [
-        f"Setting: {T} frames, frames {tuple(g.attrs['frame_shape'][2:])}, model `{recipe.train.get('model')}`, "
-        f"{args.epochs or recipe.train.get('epochs')} epochs, batch {recipe.train.get('batch_size')}, "
-        f"DVS training data kept per class: {100 * frac:g}% (validation carved first: 10%). "
-        "Test accuracy at the best-validation epoch; mean ± standard deviation over seeds 42, 1024, 90210.",
-        "",
-        "## The four methods",
-        "",
-        "| method | test top-1 (%) at best val | test top-1 (%) at last epoch | seeds |",
-        "|---|---|---|---|",
-    ]
-    for m in main:
-        lines.append(f"| `{m}` | {fmt(main[m])} | {fmt(last[m])} | {len(main[m])} |")
-    lines += ["", f"![training curves]({img}/{files['curves']})", "", "## Ablations of `tmkt`", ""]
-    lines += [
-        "| variant | test top-1 (%) | seeds |",
-        "|---|---|---|",
-        f"| tmkt (r_m = 0.5, all terms) | {fmt(main['tmkt'])} | {len(main['tmkt'])} |",
-    ]
-    for name in dict.fromkeys(r["name"] for r in rows if r["group"] == "ablation"):
-        vals = acc(lambda r, n=name: r["group"] == "ablation" and r["name"] == n)
-        lines.append(f"| {name} | {fmt(vals)} | {len(vals)} |")
-    lines += ["", f"![event ratio]({img}/{files['event_ratio']})", "", "## DVS scarcity", ""]
-    lines += ["| DVS fraction | scratch | tmkt |", "|---|---|---|"]
-    fracs = sorted({r["frac"] for r in rows if r["group"] == "scarcity"} | ({frac} if frac else set()))
-    for f in fracs:
-        cells = []
-        for m in ("scratch", "tmkt"):
-            vals = acc(lambda r, m=m, f=f: r["method"] == m and r["frac"] == f and r["seed"] == 42
-                       and r["group"] in ("main", "scarcity"))  # fmt: skip
-            cells.append(fmt(vals))
-        lines.append(f"| {100 * f:g}% | {cells[0]} | {cells[1]} |")
-    lines += ["", f"![scarcity]({img}/{files['scarcity']})", "", "## What this shows", ""]
-    lines += [args.verdict or "(see the tables above)", ""]
-    lines += [
-        "## How it was run",
-        "",
-        "- Command: `python benchmarks/run_results.py` (defaults; `--report-only --verdict TEXT` rewrites this page "
-        "from the finished runs).",
-        f"- Training wall time, summed over the {len(rows)} runs: {sum(r.get('wall_s', 0) for r in rows) / 60:.1f} min "
-        "(on 2 cores shared with other jobs for most of the study, so single runs took 20 s to 8 min; "
-        "finished runs are skipped on re-run).",
-        f"- Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or 'CPU'}, no GPU; "
-        f"Python {platform.python_version()}, torch {torch.__version__}, numpy {numpy.__version__}, zarr {zarr.__version__}.",
-        f"- Store: `{rel(recipe.out / 'store.zarr')}`; runs: `{rel(recipe.out / 'study')}`; "
-        f"raw numbers: `{rel(recipe.out / 'study.json')}`.",
-        "",
-        "## Targets for a GPU user (published, N-Caltech101, VGG-SNN, T = 10, 48 x 48)",
-        "",
-        "| method | published top-1 | recipe |",
-        "|---|---|---|",
-        "| trained on DVS only (He et al.'s figure data) | 79.66 | `pipelines/ncaltech101.toml`, run `scratch` |",
-        "| He et al. knowledge transfer | 93.45 (92.64 from its released checkpoint) | run `sliding` |",
-        "| TMKT | 97.93 | run `tmkt` |",
-        "",
-        "The extended TMKT paper reports +4.2 points over He et al. on CEP-DVS (`pipelines/cepdvs.toml`) and",
-        "slightly lower accuracy than the baselines on N-Omniglot (`pipelines/nomniglot.toml`).",
-        "The reference code selects its best epoch on the test set; tmkt selects on a validation split.",
-        "",
-    ]
-    report.write_text("\n".join(lines))
-    print(f"wrote {report}")
+    n_classes = len(zarr.open_group(str(st.store), mode="r").attrs["classes"])
+    steps0 = _steps_per_epoch(n0 * n_classes, batch, repeat0, drop) * int(train["epochs"])
+    seeds = _run_seeds(st.recipe)[: st.args.scarcity_seeds]
+    plan = []
+    for n in st.args.per_class:
+        if n == n0:
+            continue  # the main runs are this point of the curve
+        store = st.out / "scarcity" / f"n{n}" / "store.zarr"
+        if not store.exists():
+            store.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(st.store, store, ignore=shutil.ignore_patterns("rgb", "pairs", "*.lock"))
+        pid = pair_step(store, {**base, "dvs_per_class": n}, print)
+        repeat = max(1, round(repeat0 * n0 / n))
+        spe = _steps_per_epoch(n * n_classes, batch, repeat, drop)
+        epochs = max(1, math.ceil(steps0 / spe))
+        for method in ("scratch", "tmkt"):
+            for seed in seeds:
+                out = store.parent / "runs" / f"{method}_seed{seed}"
+                cfg = st.config(method, seed, out, store, pid, train_repeat=repeat, epochs=epochs)
+                plan.append((f"{method} n={n}", cfg, {"per_class": n}))
+    st.train("scarcity", plan)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--recipe", default=str(ROOT / "pipelines" / "demo.toml"))
-    ap.add_argument("--raw-root")
-    ap.add_argument("--rgb-root")
-    ap.add_argument("--work", default=str(ROOT / "runs" / "results"))
-    ap.add_argument("--epochs", type=int)
-    ap.add_argument("--fractions", type=float, nargs="+", default=[0.05, 0.1, 0.25, 1.0])
-    ap.add_argument("--ablation-seeds", type=int, nargs="+", default=[42])
+    ap.add_argument("--recipe", default=str(ROOT / "pipelines" / "transfer.toml"))
+    ap.add_argument("--work", help="Study folder (default: the recipe's [pipeline] out).")
+    ap.add_argument("--stages", default="search,main,ablation,scarcity,report")
+    ap.add_argument("--jobs", type=int, help="Training runs at a time (default: the recipe's).")
+    ap.add_argument("--lr-grid", type=float, nargs="+", default=[0.003, 0.01, 0.03])
+    ap.add_argument("--search-seed", type=int, default=0)
+    ap.add_argument("--ablation-seeds", type=int, default=3, help="The first N of the recipe's seeds.")
+    ap.add_argument("--scarcity-seeds", type=int, default=3, help="The first N of the recipe's seeds.")
+    ap.add_argument("--per-class", type=int, nargs="+", default=[1, 2, 5, 10, 25])
     ap.add_argument("--report", default=str(ROOT / "docs" / "results.md"))
-    ap.add_argument("--verdict", default="", help="The paragraph that states what the numbers show.")
-    ap.add_argument("--report-only", action="store_true", help="Rewrite the report from the finished runs.")
+    ap.add_argument("--verdict", default=str(ROOT / "docs" / "results_verdict.md"),
+                    help="Markdown file with the written verdict, inserted into the page.")  # fmt: skip
+    ap.add_argument("--report-only", action="store_true", help="Only rewrite the page from study.json.")
     args = ap.parse_args()
+    stages = ["report"] if args.report_only else args.stages.split(",")
+    st = Study(args)
     t0 = time.perf_counter()
-    if args.report_only:
-        from tmkt_train.pipeline import load_pipeline
+    if set(stages) - {"report"}:
+        pairing_id = st.prepare()
+        if "search" in stages:
+            check_recipe(st, stage_search(st, pairing_id))
+        if "main" in stages:
+            stage_main(st)
+        if "ablation" in stages:
+            stage_ablation(st, pairing_id)
+        if "scarcity" in stages:
+            stage_scarcity(st)
+    if "report" in stages:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from results_report import write_report
 
-        rows = json.loads((load_pipeline(args.recipe, out=args.work).out / "study.json").read_text())
-    else:
-        rows = run_study(args)
-    write_report(rows, args, time.perf_counter() - t0)
+        write_report(st, time.perf_counter() - t0)
 
 
 if __name__ == "__main__":
