@@ -19,7 +19,7 @@ from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
 # every folder holding a module with @njit(cache=True) kernels
-_KERNEL_DIRS = (_PACKAGE, _PACKAGE / "formats")
+_KERNEL_DIRS = (_PACKAGE, _PACKAGE / "formats", _PACKAGE / "synth")
 
 
 def _writable(folder: str | os.PathLike[str]) -> bool:

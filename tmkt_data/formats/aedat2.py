@@ -146,13 +146,6 @@ def _resolve_chip(chip: str) -> str:
     return chip
 
 
-def oriented_sensor_size(chip: str, orientation: str) -> tuple[int, int]:
-    """(width, height) of the events of ``chip`` under ``orientation`` (``auto`` resolved)."""
-    chip = _resolve_chip(chip)
-    w, h = CHIPS[chip]
-    return (h, w) if _resolve_orientation(orientation, chip) == "spikingjelly" else (w, h)
-
-
 def _unorient(x: np.ndarray, y: np.ndarray, w: int, h: int, orientation: str):
     """(raw_x, raw_y) from oriented coordinates (inverse of the mapping in :func:`_decode_records`)."""
     if orientation == "raw":
@@ -162,21 +155,6 @@ def _unorient(x: np.ndarray, y: np.ndarray, w: int, h: int, orientation: str):
     if orientation == "image":
         return (w - 1) - x, (h - 1) - y
     return (w - 1) - y, (h - 1) - x  # spikingjelly
-
-
-def unwrap_timestamps(t: np.ndarray) -> tuple[np.ndarray, int]:
-    """Unwrap 32-bit timestamps: add 2**32 after every drop of more than 2**31.
-
-    Returns the int64 times and the number of wraps found.
-    """
-    t = t.astype(np.int64)
-    if t.size < 2:
-        return t, 0
-    wraps = np.diff(t) < -_HALF
-    n = int(np.count_nonzero(wraps))
-    if n:
-        t[1:] += np.cumsum(wraps, dtype=np.int64) * _WRAP
-    return t, n
 
 
 #: orientation name -> code used by :func:`_decode_body`.
@@ -331,79 +309,6 @@ def _decode_body(body, rec_size, davis, w, h, orient, out):  # pragma: no cover 
     return _decode_records(body, 6, davis, w, h, orient, out)
 
 
-#: records decoded per block by :func:`_bin_plain` before their cells are incremented
-_BIN_BLOCK = 4096
-
-
-@numba.njit(nogil=True, cache=True, inline="always")
-def _bin_records(body, rec_size, davis, w, h, orient, by_time, n_frames, clamp, out):  # pragma: no cover
-    """The loop of :func:`_bin_plain` with a constant ``rec_size``."""
-    n = body.shape[0] // rec_size
-    t_off = np.uint64(rec_size - 4)
-    t_first = _be32(body, t_off)
-    t_last = _be32(body, np.uint64(n - 1) * np.uint64(rec_size) + t_off)
-    width = h if orient == 3 else w  # the oriented sensor
-    plane = np.int64(width) * (w if orient == 3 else h)
-    fsize = 2 * plane
-    # frame k holds q in [k * d, (k + 1) * d), q = t - t_first (time) or the event index
-    d = (t_last - t_first) // n_frames if by_time else np.int64(n // n_frames)
-    k = 0 if d > 0 else n_frames  # d = 0: every frame is empty, the last one holds all with clamp
-    bound = d
-    base = np.int64(0) if d > 0 else (n_frames - 1) * fsize
-    cells = np.empty(_BIN_BLOCK, dtype=np.int64)
-    prev = t_first
-    binned = 0
-    for b0 in range(0, n, _BIN_BLOCK):
-        m = 0
-        for i in range(np.uint64(b0), np.uint64(min(b0 + _BIN_BLOCK, n))):
-            a, t, rx, ry, p = _record(body, i * np.uint64(rec_size), rec_size, davis)
-            if _plain_break(a, t, prev, rx, ry, davis, w, h):
-                return np.int64(i), t_first, t_last, binned
-            prev = t
-            q = t - t_first if by_time else np.int64(i)
-            if q >= bound and k < n_frames:  # next frame(s)
-                while q >= bound and k < n_frames:
-                    k += 1
-                    bound += d
-                    base += fsize
-                if k == n_frames:  # past the last frame: the remainder
-                    base = (n_frames - 1) * fsize
-            if k == n_frames and not clamp:
-                continue
-            x, y = _orient(rx, ry, w, h, orient)
-            cells[m] = base + p * plane + y * width + x
-            m += 1
-        for j in range(m):  # scattered increments from a small, cache-resident list
-            out[cells[j]] += 1
-        binned += m
-    return np.int64(n), t_first, t_last, binned
-
-
-@numba.njit(nogil=True, cache=True)
-def _bin_plain(body, rec_size, davis, w, h, orient, by_time, n_frames, clamp, out):  # pragma: no cover
-    """Count the events of a plain file (see :func:`_decode_plain`) straight into frames.
-
-    ``out`` is the flat C-order view of ``(n_frames, 2, H, W)`` counts (H, W the
-    oriented sensor), zeroed here. Frames split the events by count (``by_time``
-    False: ``n // n_frames`` events each) or by time (``(t_last - t_first) //
-    n_frames`` us each) exactly as :func:`tmkt_data.binning.to_frames` with
-    ``n_event_bins`` / ``n_time_bins`` and ``overlap=0``; ``clamp`` puts the
-    remainder in the last frame (``remainder="last"``), else it is dropped.
-
-    Returns ``(stop, t_first, t_last, n_binned)``; ``stop < n`` means the file is not
-    plain (its record ``stop`` is special, goes back in time or lies outside the chip)
-    and ``out`` is incomplete. Decoding and counting run in blocks: the cell indices
-    of a block are computed first, then incremented, which is faster than decoding to
-    events and binning them in two passes over memory.
-    """
-    out[:] = 0
-    if body.shape[0] < rec_size:  # no record: nothing to count (read_frames returns None first)
-        return np.int64(0), np.int64(0), np.int64(0), 0
-    if rec_size == 8:
-        return _bin_records(body, 8, davis, w, h, orient, by_time, n_frames, clamp, out)
-    return _bin_records(body, 6, davis, w, h, orient, by_time, n_frames, clamp, out)
-
-
 @dataclass(frozen=True)
 class _Body:
     """A read file: its bytes, parsed header and the record body (a uint8 view)."""
@@ -513,94 +418,6 @@ def read(path: str | os.PathLike[str], *, chip: str = "auto", orientation: str =
     return Recording(ev, f.sensor_size, NAME, str(path), int(t0) if k else 0, meta)
 
 
-@dataclass(frozen=True)
-class FileFrames:
-    """Frames counted straight from a file by :func:`read_frames`.
-
-    Attributes:
-        frames: ``(T, 2, H, W)`` event counts (channel 0 OFF, 1 ON).
-        sensor_size: (W, H) of the events, as :func:`read` gives it.
-        n_events: events in the file.
-        n_binned: events the frames hold (fewer than ``n_events`` when the
-            remainder is dropped).
-        t0_abs: the first event's timestamp in the file's clock (us).
-        duration_us: last event time minus first event time.
-        metadata: as :attr:`Recording.metadata` from :func:`read` (sha256 included).
-    """
-
-    frames: np.ndarray
-    sensor_size: tuple[int, int]
-    n_events: int
-    n_binned: int
-    t0_abs: int
-    duration_us: int
-    metadata: dict[str, Any]
-
-
-def read_frames(
-    path: str | os.PathLike[str],
-    *,
-    n_frames: int,
-    split_by: str,
-    remainder: str,
-    chip: str = "auto",
-    orientation: str = "auto",
-    dtype: Any = np.float32,
-) -> FileFrames | None:
-    """Count a file's events into frames without decoding them to an event array first.
-
-    Equal to ``to_frames(read(path, ...).events, sensor_size, n_event_bins=n_frames)``
-    (``split_by="number"``) or ``n_time_bins=n_frames`` (``"time"``) with
-    ``remainder`` and ``overlap=0``, for the common file: every record is a DVS
-    event inside the chip and timestamps never go back (no wrap). Any other file
-    (special records, a wrap, a backward step, a bad coordinate) or an empty one
-    gives None: use :func:`read` and :func:`~tmkt_data.binning.to_frames`.
-
-    Args:
-        path, chip, orientation: as for :func:`read`.
-        n_frames: number of frames T.
-        split_by: ``"number"`` (equal event counts) or ``"time"`` (equal durations).
-        remainder: ``"last"`` (the last frame runs to the last event) or ``"drop"``.
-        dtype: count dtype, ``float32`` or ``int32``.
-
-    Raises:
-        FormatError: as :func:`read` for a bad header or a partial trailing record.
-        EventsError: bad ``n_frames``, ``split_by``, ``remainder`` or ``dtype``.
-    """
-    if not isinstance(n_frames, int | np.integer) or n_frames < 1:
-        raise EventsError(f"n_frames must be a positive integer, got {n_frames!r}")
-    if split_by not in ("number", "time"):
-        raise EventsError(f"split_by must be 'number' or 'time', got {split_by!r}")
-    if remainder not in ("last", "drop"):
-        raise EventsError(f"remainder must be 'last' or 'drop', got {remainder!r}")
-    dt = np.dtype(dtype)
-    if dt not in (np.dtype(np.float32), np.dtype(np.int32)):
-        raise EventsError(f"dtype must be float32 or int32, got {dt}")
-    f = _open(path, chip, orientation)
-    n = f.n_records
-    if n == 0:
-        return None
-    w, h = CHIPS[f.chip]
-    sw, sh = f.sensor_size
-    frames = np.empty((int(n_frames), 2, sh, sw), dtype=dt)
-    stop, t_first, t_last, binned = _bin_plain(
-        f.body,
-        f.rec_size,
-        f.chip != "dvs128",
-        w,
-        h,
-        _ORIENT_CODE[f.orientation],
-        split_by == "time",
-        int(n_frames),
-        remainder == "last",
-        frames.reshape(-1),
-    )
-    if stop < n:
-        return None
-    meta = f.metadata(0, 0, False)
-    return FileFrames(frames, f.sensor_size, n, int(binned), int(t_first), int(t_last - t_first), meta)
-
-
 def _header_bytes(chip: str) -> bytes:
     lines = [
         "#!AER-DAT2.0",
@@ -688,3 +505,16 @@ def write(
         chunks.append(lead.tobytes())
     chunks.append(recs.tobytes())
     atomic_write_bytes(path, b"".join(chunks))
+
+
+def __getattr__(name: str) -> Any:
+    """:func:`read_frames` and :class:`FileFrames` live in :mod:`tmkt_data.binning_aedat2` (which
+    imports this module); they are re-exported here on first use, as ``convert`` and the README
+    call ``aedat2.read_frames``."""
+    if name in ("read_frames", "FileFrames"):
+        from tmkt_data import binning_aedat2
+
+        value = getattr(binning_aedat2, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

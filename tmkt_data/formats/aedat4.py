@@ -297,7 +297,7 @@ def read(path: str | os.PathLike[str], *, stream: int | None = None) -> Recordin
         streams = {int(k): dict(v) for k, v in decoder.id_to_stream().items()}
     except (KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
-    except BaseException as err:  # noqa: B036 - pyo3 PanicException derives from BaseException
+    except BaseException as err:  # pyo3 PanicException derives from BaseException
         raise _decoder_error(p, err) from None
 
     event_ids = sorted(k for k, v in streams.items() if v.get("type") == "events")
@@ -322,7 +322,7 @@ def read(path: str | os.PathLike[str], *, stream: int | None = None) -> Recordin
                 chunks.append(packet["events"])
     except (KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
-    except BaseException as err:  # noqa: B036 - see above
+    except BaseException as err:  # a pyo3 PanicException, see above
         raise _decoder_error(p, err) from None
 
     if chunks:
