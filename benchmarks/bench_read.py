@@ -52,8 +52,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from tmkt_data import FrameDataset
 from tmkt_data.convert import default_shard_samples
-from tmkt_data.loader import StoreBatches
 from tmkt_data.store import StoreGeometry, create_store, finalize_store, sample_row, write_shard
+from tmkt_train.batches import StoreBatches
 
 T, P, SENSOR, SIZE = 10, 2, 128, 48
 BATCH = 64

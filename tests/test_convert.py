@@ -23,8 +23,7 @@ from tmkt_data.cli import app
 from tmkt_data.convert import ConvertError, ConvertOptions, convert
 from tmkt_data.demo import sweeping_bar
 from tmkt_data.formats import atis_bin
-from tmkt_data.store import StoreError, file_sha256, open_store, shard_file
-from tmkt_data.storeinfo import store_summary, verify_store
+from tmkt_data.store import StoreError, file_sha256, open_store, shard_file, store_summary, verify_store
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 REAL_LABELS = {"1": 5, "2": 0, "3": 4, "4": 1, "6": 2}
@@ -149,10 +148,10 @@ def test_sigkill_then_rerun_gives_identical_store(tree: Path, tmp_path: Path) ->
     exe += ["--shard-samples", "2", "--workers", "1"]
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     proc = subprocess.Popen(exe, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    records = out / "_tmkt" / "shards"
+    records = out / "_tmkt" / "shard_records" / "c"  # chunk k: shard k's completion record
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if records.is_dir() and len(list(records.glob("*.json"))) >= 2:
+        if records.is_dir() and len(list(records.glob("[0-9]*"))) >= 2:
             break
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)

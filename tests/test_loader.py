@@ -1,4 +1,4 @@
-"""tmkt_data.loader: StoreBatches coverage, windows, determinism, workers, ranks, class mixing, errors."""
+"""tmkt_train.batches: StoreBatches coverage, windows, determinism, workers, ranks, class mixing, errors."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from torch.utils.data import DataLoader
 from tmkt_data.convert import ConvertOptions, convert
 from tmkt_data.demo import sweeping_bar
 from tmkt_data.formats import atis_bin
-from tmkt_data.loader import ShardReader, StoreBatches, epoch_order, n_batches, rank_slice
 from tmkt_data.store import (
+    ShardReader,
     StoreError,
     StoreGeometry,
     create_store,
@@ -24,6 +24,7 @@ from tmkt_data.store import (
     shard_file,
     write_shard,
 )
+from tmkt_train.batches import StoreBatches, epoch_order, n_batches, rank_slice
 
 SHARD = 4
 TEST_SAMPLES = 20  # the store's first 5 shards; then 8 train samples per digit, 2 shards each

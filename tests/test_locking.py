@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from tmkt_data.cli import app
 from tmkt_data.convert import ConvertOptions, convert
-from tmkt_data.locking import StoreLockedError, lock_path, store_lock
+from tmkt_data.store import StoreLockedError, lock_path, store_lock
 
 runner = CliRunner()
 

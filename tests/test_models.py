@@ -105,6 +105,31 @@ def test_neuron_options_and_membrane_features():
         create_model("demo", 3, feature_source="nope")
 
 
+@pytest.mark.parametrize("name", ["demo", "scnn", "vgg_snn", "resnet18"])
+def test_lif_params_equal_the_neuron_keywords(name: str) -> None:
+    """neuron=LIFParams(...) builds the same network (LIF settings, state-dict keys, weights) as keywords."""
+    from tmkt_train.models import LIFParams
+
+    kw = dict(tau=3.0, v_threshold=0.3, surrogate="atan", detach_reset=False)
+    torch.manual_seed(0)
+    a = create_model(name, 4, **kw)
+    torch.manual_seed(0)
+    b = create_model(name, 4, neuron=LIFParams(**kw))
+    sa, sb = a.state_dict(), b.state_dict()
+    assert list(sa) == list(sb) and all(torch.equal(sa[k], sb[k]) for k in sa)
+    lifs = [m for m in b.modules() if isinstance(m, LIF)]
+    assert lifs and all(
+        (m.tau, m.v_threshold, m.surrogate, m.detach_reset, m.v_reset) == (3.0, 0.3, "atan", False, 0.0)
+        for m in lifs
+    )
+    defaults = [m for m in create_model(name, 4, neuron=LIFParams()).modules() if isinstance(m, LIF)]
+    assert all(
+        (m.tau, m.v_threshold, m.surrogate, m.detach_reset) == (2.0, 0.5, "qgate", True) for m in defaults
+    )
+    with pytest.raises(ModelError, match="not both"):
+        create_model(name, 4, neuron=LIFParams(), tau=3.0)
+
+
 def test_scnn():
     m = create_model("scnn", 7)
     out = m(torch.rand(2, 3, 2, 28, 28) * 3)

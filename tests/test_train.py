@@ -487,8 +487,8 @@ def test_store_batches_drop_last_keeps_full_batches_on_every_rank(
 @pytest.mark.parametrize("world_size", [1, 2])
 def test_store_batches_passes_visit_every_sample_once_per_pass(paired_store: Path, world_size: int) -> None:
     """passes=3: an epoch is three passes, pass r of epoch e in the order of epoch 3e + r."""
-    from tmkt_data.loader import epoch_order, rank_slice
     from tmkt_data.pairing import read_pairs
+    from tmkt_train.batches import epoch_order, rank_slice
     from tmkt_train.data import StoreBatches
 
     train = read_pairs(paired_store).dvs["train"]

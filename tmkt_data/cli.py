@@ -99,7 +99,7 @@ def demo(
 
 
 def _inspect_store(path: Path, as_json: bool) -> None:
-    from tmkt_data.storeinfo import store_summary
+    from tmkt_data.store import store_summary
 
     info = store_summary(path)
     if as_json:
@@ -256,7 +256,7 @@ def convert(
 
 
 def _print_convert_summary(result) -> None:  # noqa: ANN001
-    from tmkt_data.storeinfo import store_summary
+    from tmkt_data.store import store_summary
 
     info = store_summary(result.store)
     table = Table(title=f"{info['dataset']} -> {result.store}")
@@ -288,7 +288,7 @@ def _print_convert_summary(result) -> None:  # noqa: ANN001
 @user_errors
 def verify(store: Annotated[Path, typer.Argument(help="A tmkt store.")]) -> None:
     """Re-check every shard of a store (hashes, decoding, arrays); exit 1 on any corruption."""
-    from tmkt_data.storeinfo import verify_store
+    from tmkt_data.store import verify_store
 
     problems = verify_store(store)
     if problems:

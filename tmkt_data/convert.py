@@ -23,7 +23,6 @@ from tmkt_data.errors import EventsError, TmktError
 from tmkt_data.filters import EventFilter, apply_filters, filtered_sensor_size, parse_filters
 from tmkt_data.layouts import DatasetIndex, LayoutError, load_sample, scan
 from tmkt_data.layouts.base import SampleSpec
-from tmkt_data.locking import store_lock
 from tmkt_data.resize import RESIZE_METHODS, resize_frames
 from tmkt_data.store import (
     StoreError,
@@ -37,6 +36,7 @@ from tmkt_data.store import (
     params_hash,
     remove_store,
     sample_row,
+    store_lock,
     write_shard,
 )
 

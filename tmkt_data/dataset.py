@@ -26,7 +26,7 @@ Splits (``split=``):
   splits; ``"drawers:test"`` is short for ``"split_drawers:test"``).
 
 Samples are visited in ascending store order (``ds.indices``); the frames are
-decoded straight from the shard files (:class:`tmkt_data.shards.ShardReader`)
+decoded straight from the shard files (:class:`tmkt_data.store.ShardReader`)
 and cast to float32. The dataset is picklable and opens nothing until it is
 read, in the process that reads, so it works with DataLoader workers.
 """
@@ -44,8 +44,7 @@ from typing import Any
 import numpy as np
 
 from tmkt_data.errors import TmktError
-from tmkt_data.shards import ShardReader
-from tmkt_data.store import geometry_of, open_store
+from tmkt_data.store import ShardReader, geometry_of, open_store
 
 __all__ = ["DatasetError", "DatasetIndexError", "FrameDataset"]
 

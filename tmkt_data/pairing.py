@@ -45,7 +45,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import time
 import tomllib
 from collections.abc import Callable
@@ -54,21 +53,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import zarr
-from zarr.codecs import BloscCodec, BloscShuffle
 
 from tmkt_data.errors import TmktError
-from tmkt_data.locking import holds_store_lock
 from tmkt_data.rgb import RGBSet, load_rgb
 from tmkt_data.rgb.encode import ENCODE_MODES, encode_images
-from tmkt_data.store import open_store
+from tmkt_data.store import GroupsWriter, StoreView, holds_store_lock
 
 PAIRS_FORMAT = "tmkt-pairs"
 PAIRS_FORMAT_VERSION = 2
 SPLITS = ("train", "val", "test")
 CLASSMAP_DIR = Path(__file__).resolve().parent / "classmaps"
-_TMP = {"rgb": "_rgb_tmp", "pairs": "_pairs_tmp"}
-_OLD = {"rgb": "_rgb_old", "pairs": "_pairs_old"}
 _LIST_MAX = 40
 
 
@@ -726,10 +720,6 @@ def check_selection(
         )
 
 
-def _str_array(arr: Any) -> list[str]:
-    return [str(s) for s in np.asarray(arr[:], dtype=object).tolist()]
-
-
 def check_index(
     classes: list[str],
     dvs: dict[str, np.ndarray],
@@ -805,88 +795,35 @@ def check_index(
                 )
 
 
-# ---------------------------------------------------------------------------- writing
-
-
-def _compressor() -> BloscCodec:
-    return BloscCodec(cname="zstd", clevel=5, shuffle=BloscShuffle.bitshuffle)
-
-
-def _put(group: zarr.Group, name: str, values: Any, dtype: Any) -> None:
-    if dtype is str:
-        values = (
-            np.asarray([str(v) for v in values], dtype=object).astype(str)
-            if len(values)
-            else np.zeros(0, str)
-        )
-    else:
-        values = np.asarray(values, dtype=dtype)
-    arr = group.create_array(
-        name,
-        shape=values.shape,
-        dtype=str if dtype is str else values.dtype,
-        chunks=(max(1, len(values)),),
-        dimension_names=("item",),
-    )
-    if len(values):
-        arr[:] = values
-
-
-def rgb_chunk(size: tuple[int, int]) -> int:
-    """Images per chunk of ``rgb/images``: about 1 MiB uncompressed, between 16 and 1024."""
-    per = 2 * size[0] * size[1] * 2
-    return int(min(1024, max(16, (1 << 20) // per)))
-
-
-def _swap_in(store: Path) -> None:
-    """Rename the temporary groups into place (old ones renamed away, then deleted)."""
-    for name in ("rgb", "pairs"):
-        old = store / _OLD[name]
-        if old.exists():
-            shutil.rmtree(old)
-    for name in ("rgb", "pairs"):
-        target, old = store / name, store / _OLD[name]
-        if target.exists():
-            os.rename(target, old)
-        os.rename(store / _TMP[name], target)
-    for name in ("rgb", "pairs"):
-        shutil.rmtree(store / _OLD[name], ignore_errors=True)
-
-
-def _remove_tmp(store: Path) -> None:
-    for name in ("rgb", "pairs"):
-        shutil.rmtree(store / _TMP[name], ignore_errors=True)
-
-
 # ---------------------------------------------------------------------------- the job
 
 
-def _read_dvs(store: Path, split_array: str) -> tuple[zarr.Group, dict[str, Any]]:
-    g = open_store(store)
+def _read_dvs(store: Path, split_array: str) -> tuple[StoreView, dict[str, Any]]:
+    g = StoreView(store)
     needed = ("frames", "labels", "valid", "sample_id", split_array)
-    missing = [a for a in needed if a not in g]
+    missing = [a for a in needed if not g.has(a)]
     if "frames" in missing:
         raise PairingError(
             f"{store}: store has no frames array, expected a store written by tmkt-data convert"
         )
     if missing:
         raise PairingError(f"{store}: store lacks the array(s) {', '.join(missing)}")
-    frames = g["frames"]
-    if frames.ndim != 5 or frames.shape[0] == 0:
-        raise PairingError(f"{store}: frames have shape {frames.shape}, expected (N > 0, T, 2, H, W)")
+    shape = g.shape("frames")
+    if len(shape) != 5 or shape[0] == 0:
+        raise PairingError(f"{store}: frames have shape {shape}, expected (N > 0, T, 2, H, W)")
     classes = list(g.attrs.get("classes", []))
-    labels = np.asarray(g["labels"][:], dtype=np.int64)
+    labels = g.read("labels", np.int64)
     if not classes or labels.min() < 0 or labels.max() >= len(classes):
         raise PairingError(f"{store}: labels do not index the store's {len(classes)} classes")
     return g, {
         "classes": classes,
         "labels": labels,
-        "valid": np.asarray(g["valid"][:], dtype=bool),
-        "ids": _str_array(g["sample_id"]),
-        "split": _str_array(g[split_array]),
-        "size": (int(frames.shape[3]), int(frames.shape[4])),
+        "valid": g.read("valid", bool),
+        "ids": g.strings("sample_id"),
+        "split": g.strings(split_array),
+        "size": (int(shape[3]), int(shape[4])),
         "dataset": str(g.attrs.get("dataset", "")),
-        "source_paths": _str_array(g["source_path"]) if "source_path" in g else None,
+        "source_paths": g.strings("source_path") if g.has("source_path") else None,
     }
 
 
@@ -910,6 +847,7 @@ def pair_store(
     split_array: str = "split",
     orientation_samples: int = 256,
     on_progress: Callable[[str, int, int], None] | None = None,
+    extra_attrs: dict[str, Any] | None = None,
 ) -> PairReport:
     """Pair the store's DVS samples with RGB images and write ``rgb/`` and ``pairs/`` into it.
 
@@ -939,6 +877,8 @@ def pair_store(
         split_array: the store array giving train/test (``"split"`` or an alternative ``split_<name>``).
         orientation_samples: instance pairs used for the orientation check (evenly spaced).
         on_progress: called as ``(stage, done, total)`` while encoding.
+        extra_attrs: more ``pairs/`` attributes (JSON values), written with the others while
+            the store lock is held (the pipeline's ``pipeline_settings``).
 
     Raises:
         PairingError, RGBError, StoreError: one line each; the store is left as it was.
@@ -1207,22 +1147,9 @@ def pair_store(
         )
 
     orientation = None
-    tmp_rgb, tmp_pairs = store / _TMP["rgb"], store / _TMP["pairs"]
-    _remove_tmp(store)
-    try:
-        rg = zarr.open_group(str(tmp_rgb), mode="w", zarr_format=3)
+    with GroupsWriter(store) as out:
         m = len(keep)
-        chunk = min(rgb_chunk(size), m)
-        block = chunk * 4
-        images = rg.create_array(
-            "images",
-            shape=(m, 2, *size),
-            chunks=(chunk, 2, *size),
-            dtype="float16",
-            compressors=_compressor(),
-            fill_value=0,
-            dimension_names=("image", "polarity", "y", "x"),
-        )
+        block = out.create_images(m, size)
         source = rgb.images
         for a in range(0, m, block):
             b = min(m, a + block)
@@ -1233,13 +1160,13 @@ def pair_store(
                 block_src = source[block_rows]
             else:
                 block_src = [source[int(i)] for i in block_rows]
-            images[a:b] = encode_images(block_src, size, encode_mode)
+            out.write_images(a, encode_images(block_src, size, encode_mode))
             if on_progress is not None:
                 on_progress("encode", b, m)
-        _put(rg, "labels", rgb_labels, np.int32)
-        _put(rg, "source_labels", rgb_src_labels, np.int32)
-        _put(rg, "source_ids", rgb_ids, str)
-        _put(rg, "split", rgb_split, str)
+        out.put("rgb/labels", rgb_labels, np.int32)
+        out.put("rgb/source_labels", rgb_src_labels, np.int32)
+        out.put("rgb/source_ids", rgb_ids, str)
+        out.put("rgb/split", rgb_split, str)
         rgb_attrs = {
             "format": PAIRS_FORMAT,
             "format_version": PAIRS_FORMAT_VERSION,
@@ -1260,11 +1187,10 @@ def pair_store(
             "split_counts": {sp: int(rgb_split.count(sp)) for sp in ("train", "test")},
             "source_info": rgb.info,
         }
-        rg.attrs.update(_jsonable(rgb_attrs))
 
         if instance and partners is not None:
             orientation = _jsonable(
-                _orientation(group["frames"], images, dvs_split_idx, partners, orientation_samples)
+                _orientation(group.lazy("frames"), out.images, dvs_split_idx, partners, orientation_samples)
             )
             if orientation["warning"]:
                 warnings.append(
@@ -1284,15 +1210,13 @@ def pair_store(
             if missing:
                 warnings.append(f"instance pairing: {missing} DVS sample(s) have no RGB partner (-1)")
 
-        pg = zarr.open_group(str(tmp_pairs), mode="w", zarr_format=3)
         for sp, idx in dvs_split_idx.items():
-            sg = pg.create_group(sp)
-            _put(sg, "dvs", idx, np.int64)
+            out.put(f"pairs/{sp}/dvs", idx, np.int64)
             if partners is not None:
-                _put(sg, "rgb", partners[sp], np.int64)
-        _put(pg, "pool_offsets", pool_offsets, np.int64)
-        _put(pg, "pool_rgb", pool_rgb, np.int64)
-        _put(pg, "eval_rgb", eval_rgb, np.int64)
+                out.put(f"pairs/{sp}/rgb", partners[sp], np.int64)
+        out.put("pairs/pool_offsets", pool_offsets, np.int64)
+        out.put("pairs/pool_rgb", pool_rgb, np.int64)
+        out.put("pairs/eval_rgb", eval_rgb, np.int64)
         pairs_attrs = {
             "format": PAIRS_FORMAT,
             "format_version": PAIRS_FORMAT_VERSION,
@@ -1336,12 +1260,9 @@ def pair_store(
             "orientation": orientation,
             "synthetic": synthetic,
             "warnings": warnings,
+            **(extra_attrs or {}),
         }
-        pg.attrs.update(_jsonable(pairs_attrs))
-        _swap_in(store)
-    except BaseException:
-        _remove_tmp(store)
-        raise
+        out.commit({"rgb": _jsonable(rgb_attrs), "pairs": _jsonable(pairs_attrs)})
 
     return PairReport(
         store=str(store),
@@ -1432,12 +1353,11 @@ def read_pairs(store_path: str | os.PathLike[str]) -> Pairs:
         PairingError: no index, an index from another sample list or run, or a broken invariant.
     """
     store = Path(store_path).resolve()
-    g = open_store(store)
+    g = StoreView(store)
     for name in ("rgb", "pairs"):
-        if name not in g or not isinstance(g[name], zarr.Group):
+        if not g.is_group(name):
             raise PairingError(f"{store}: no {name}/ group; run tmkt-data pair on this store first")
-    pg, rg = g["pairs"], g["rgb"]
-    pa, ra = dict(pg.attrs), dict(rg.attrs)
+    pa, ra = g.group_attrs("pairs"), g.group_attrs("rgb")
     if pa.get("format") != PAIRS_FORMAT or pa.get("format_version") != PAIRS_FORMAT_VERSION:
         raise PairingError(
             f"{store}: pairs/ has format {pa.get('format')!r} v{pa.get('format_version')}, "
@@ -1454,30 +1374,30 @@ def read_pairs(store_path: str | os.PathLike[str]) -> Pairs:
     classes = list(g.attrs["classes"])
     if list(pa.get("dvs_classes", [])) != classes:
         raise PairingError(f"{store}: the pairing index was made for other classes; run tmkt-data pair again")
-    dvs = {sp: np.asarray(pg[f"{sp}/dvs"][:], dtype=np.int64) for sp in SPLITS}
+    dvs = {sp: g.read(f"pairs/{sp}/dvs", np.int64) for sp in SPLITS}
     partners = None
     if pa.get("instance"):
-        partners = {sp: np.asarray(pg[f"{sp}/rgb"][:], dtype=np.int64) for sp in SPLITS}
+        partners = {sp: g.read(f"pairs/{sp}/rgb", np.int64) for sp in SPLITS}
     pairs = Pairs(
         store=store,
         classes=classes,
         dvs=dvs,
         partners=partners,
-        pool_offsets=np.asarray(pg["pool_offsets"][:], dtype=np.int64),
-        pool_rgb=np.asarray(pg["pool_rgb"][:], dtype=np.int64),
-        rgb_labels=np.asarray(rg["labels"][:], dtype=np.int64),
-        rgb_split=_str_array(rg["split"]),
-        rgb_source_ids=_str_array(rg["source_ids"]),
-        dvs_labels=np.asarray(g["labels"][:], dtype=np.int64),
+        pool_offsets=g.read("pairs/pool_offsets", np.int64),
+        pool_rgb=g.read("pairs/pool_rgb", np.int64),
+        rgb_labels=g.read("rgb/labels", np.int64),
+        rgb_split=g.strings("rgb/split"),
+        rgb_source_ids=g.strings("rgb/source_ids"),
+        dvs_labels=g.read("labels", np.int64),
         attrs=pa,
         rgb_attrs=ra,
-        rgb_images=rg["images"],
-        eval_rgb=np.asarray(pg["eval_rgb"][:], dtype=np.int64),
+        rgb_images=g.lazy("rgb/images"),
+        eval_rgb=g.read("pairs/eval_rgb", np.int64),
     )
     split_name = str(pa.get("dvs_split_array", "split"))
     check_index(
         classes, pairs.dvs, partners, pairs.pool_offsets, pairs.pool_rgb, pairs.rgb_labels, pairs.rgb_split,
-        pairs.dvs_labels, np.asarray(g["valid"][:], dtype=bool), _str_array(g[split_name]), f"{store}: pairs",
+        pairs.dvs_labels, g.read("valid", bool), g.strings(split_name), f"{store}: pairs",
     )  # fmt: skip
     if len(pairs.eval_rgb) and (pairs.eval_rgb.min() < 0 or pairs.eval_rgb.max() >= len(pairs.rgb_labels)):
         raise PairingError(f"{store}: pairs/eval_rgb holds rows outside 0..{len(pairs.rgb_labels) - 1}")

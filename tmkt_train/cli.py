@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape  # help text is rich markup: escape() keeps its brackets
 from rich.table import Table
 
-from tmkt_data.cliutil import console, err_console, make_app
+from tmkt_data.cliutil import console, err_console, make_app, print_error
 from tmkt_data.cliutil import user_errors as _user_errors
 
 app, _state = make_app(
@@ -64,7 +64,14 @@ def fit(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Any option as KEY=VALUE (repeatable).")
     ] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from RUN_DIR/checkpoint.pt.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue from RUN_DIR/checkpoint.pt with the settings of RUN_DIR/config.toml "
+            "(options given may change only epochs, device, workers, amp, compile, tensorboard).",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Train one run. Flags override the recipe; the resolved config goes to RUN_DIR/config.toml.
@@ -72,6 +79,7 @@ def fit(
     Example: tmkt-train fit ncal.zarr --out runs/tmkt --method tmkt --model vgg_snn --epochs 300
     """
     from tmkt_train.config import load_recipe, make_config, parse_assignments
+    from tmkt_train.runfolder import resume_config
     from tmkt_train.trainer import fit as run_fit
 
     recipe = load_recipe(config) if config else {}
@@ -96,7 +104,9 @@ def fit(
     for name, off in (("mag", no_mag), ("mrp", no_mrp), ("cka", no_cka)):
         if off:
             flags[name] = False
-    cfg = make_config(recipe, **flags)
+    # a resumed run continues with its own config.toml; what is given here may change only MID_RUN options
+    given = {**recipe, **{k: v for k, v in flags.items() if v is not None}}
+    cfg = resume_config(out, given) if resume else make_config(recipe, **flags)
 
     def on_epoch(row: dict) -> None:
         acc = " ".join(
@@ -109,7 +119,13 @@ def fit(
             f"{row['samples_per_s']:,.0f} samples/s  data-wait {100 * row['data_wait_fraction']:.1f}%"
         )
 
-    summary = run_fit(cfg, resume=resume, progress=not quiet, on_epoch=None if quiet else on_epoch)
+    summary = run_fit(
+        cfg,
+        resume=resume,
+        progress=not quiet,
+        on_epoch=None if quiet else on_epoch,
+        warn=lambda m: print_error(m, label="warning", style="yellow"),
+    )
     console.print(json.dumps(summary))
 
 
@@ -178,16 +194,27 @@ def pipeline(
 
 
 def print_results_table(rows: list[dict[str, Any]], title: str) -> None:
-    """One line per run name: method, seeds, mean +- std test accuracy, summed wall time."""
+    """One line per run name: method, seeds, mean +- std test accuracy, summed wall time.
+
+    A run whose best epoch was selected on training accuracy (no validation samples) is marked
+    ``*`` and a note under the table says so.
+    """
     table = Table(title=title)
     for col in ("run", "method", "seeds", "test accuracy", "wall time"):
         table.add_column(col, justify="left" if col in ("run", "method") else "right")
+    on_train = False
     for r in rows:
         acc = "-" if r["mean"] is None else f"{100 * r['mean']:.2f}%"
         if r["mean"] is not None and len(r["seeds"]) > 1:
             acc += f" +- {100 * r['std']:.2f}"
-        table.add_row(r["run"], r["method"], ",".join(map(str, r["seeds"])), acc, f"{r['wall_s']:.0f} s")
+        mark = " *" if r.get("selected_on") == "train" else ""
+        on_train = on_train or bool(mark)
+        table.add_row(
+            r["run"] + mark, r["method"], ",".join(map(str, r["seeds"])), acc, f"{r['wall_s']:.0f} s"
+        )
     console.print(table)
+    if on_train:
+        console.print("* no validation samples: the epoch was selected on training accuracy", highlight=False)
 
 
 def print_paired(rows: list[dict[str, Any]]) -> None:

@@ -1,7 +1,7 @@
 """Streaming a paired store into training: store batches, partners drawn on the device.
 
 The store reader (``StoreBatches``, with its order helpers ``epoch_order`` and
-``rank_slice``) lives in :mod:`tmkt_data.loader` and is re-exported here: batches of
+``rank_slice``) lives in :mod:`tmkt_train.batches` and is re-exported here: batches of
 DVS frames in their stored dtype (uint8, uint16 or float16: small to move) with
 labels and sample indices, in an order that is a pure function of (seed, epoch,
 rank, world_size), equal step counts on every rank, and batches that mix the
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from tmkt_data.loader import StoreBatches, epoch_order, rank_slice
+from tmkt_train.batches import StoreBatches, epoch_order, rank_slice
 
 __all__ = ["RGBBank", "StoreBatches", "epoch_order", "rank_slice"]
 

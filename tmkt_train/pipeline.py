@@ -235,15 +235,14 @@ def pair_settings(recipe: Recipe, rgb_root: str | None) -> dict[str, Any]:
 
 def pair_step(store: Path, settings: dict[str, Any], log: Callable[[str], None] | None) -> str:
     """Pair the store unless its index was made with the same settings; returns the pairing id."""
-    import zarr
-
     from tmkt_data.pairing import pair_store
     from tmkt_data.rgb import EMBEDDED_SOURCES
+    from tmkt_data.store import read_group_attrs
 
-    g = zarr.open_group(str(store), mode="r")
-    if "pairs" in g and dict(g["pairs"].attrs).get("pipeline_settings") == settings:
+    done = read_group_attrs(store, "pairs")
+    if done is not None and done.get("pipeline_settings") == settings:
         _say(f"pair: {store}/pairs is up to date, skipped", log)
-        return str(g["pairs"].attrs["pairing_id"])
+        return str(done["pairing_id"])
     root = settings["rgb_root"]
     if settings["rgb_kind"] not in EMBEDDED_SOURCES and root in (None, "-"):
         raise PipelineError(f"pair: the {settings['rgb_kind']} images are needed; pass --rgb-root FOLDER")
@@ -256,12 +255,11 @@ def pair_step(store: Path, settings: dict[str, Any], log: Callable[[str], None] 
         exclude_eval_sources=settings.get("exclude_eval_sources", True),
         instance=settings["instance"], encode_mode="gray" if settings["grayscale"] else "hsv_v",
         rgb_options=settings["options"] or None, split_array=settings["split_array"],
+        extra_attrs={"pipeline_settings": settings},
     )  # fmt: skip
-    g = zarr.open_group(str(store), mode="r+")
-    g["pairs"].attrs["pipeline_settings"] = settings
     totals = report.split_counts
     _say(f"pair: {settings['rgb_kind']} -> {store}/pairs {totals} in {time.perf_counter() - t0:.1f} s", log)
-    return str(g["pairs"].attrs["pairing_id"])
+    return str(report.pairing_id)
 
 
 def run_configs(
@@ -301,7 +299,8 @@ def train_step(cfg: Any, progress: bool, log: Callable[[str], None] | None) -> d
     if out.exists() and not resume and ((out / "config.toml").exists() or (out / "checkpoint.pt").exists()):
         shutil.rmtree(out)  # a run of this pipeline made with other settings
     _say(f"train: {cfg.method} seed {cfg.seed} -> {out}" + (" (resuming)" if resume else ""), log)
-    return fit(cfg, resume=resume, progress=progress)
+    warn = (lambda m: _say(f"warning: {m}", log)) if log is not None else None
+    return fit(cfg, resume=resume, progress=progress, warn=warn)
 
 
 def run_pipeline(
@@ -404,5 +403,7 @@ def aggregate(rows: list[dict[str, Any]], key: str = "test_acc_at_best") -> list
             "mean": statistics.fmean(vals) if vals else None,
             "std": statistics.stdev(vals) if len(vals) > 1 else 0.0 if vals else None,
             "wall_s": sum(r.get("wall_s", 0.0) for r in rs),
+            # "train": some seed's best epoch was selected on training accuracy (no validation samples)
+            "selected_on": "train" if any(r.get("selected_on") == "train" for r in rs) else "val",
         })  # fmt: skip
     return out

@@ -12,7 +12,7 @@ Every model takes ``(B, T, C, H, W)`` and returns an :class:`SNNOutput`
 what ``features``, the CKA input, holds; the trainer's ``cka_features``) and the LIF
 settings ``tau``, ``v_threshold``, ``v_reset``, ``decay_input``, ``surrogate``,
 ``alpha``, ``detach_reset`` (defaults: docs/method.md section 6, reset detached as in
-the reference code).
+the reference code), given as keywords or as one :class:`LIFParams` (``neuron=``).
 
 | name | network | input |
 |---|---|---|
@@ -30,6 +30,7 @@ from torch import nn
 
 from tmkt_train.models.base import (
     NEURON_KEYS,
+    LIFParams,
     ModelError,
     SNNOutput,
     SpikingClassifier,
@@ -42,6 +43,7 @@ from tmkt_train.models.vgg_snn import vgg_snn
 
 __all__ = [
     "NEURON_KEYS",
+    "LIFParams",
     "ModelError",
     "SNNOutput",
     "SpikingClassifier",

@@ -18,7 +18,8 @@ an :class:`SNNOutput` whose tensors are time-major, ``(T, B, ...)``.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import asdict, dataclass, fields
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -30,6 +31,7 @@ __all__ = [
     "NEURON_KEYS",
     "ConvBNLIF",
     "FEATURE_SOURCES",
+    "LIFParams",
     "ModelError",
     "check_feature_source",
     "reject_unknown",
@@ -37,23 +39,36 @@ __all__ = [
     "SpikingClassifier",
     "TrunkOutput",
     "make_lif",
+    "neuron_params",
     "split_neuron_kwargs",
 ]
 
-# Keyword arguments of create_model() that configure every LIF layer of a model.
-NEURON_KEYS = ("tau", "v_threshold", "v_reset", "decay_input", "surrogate", "alpha", "detach_reset")
 
-# Model defaults: docs/method.md section 6 (tau 2, threshold 0.5, hard reset to 0, quadratic gate,
-# alpha 2). The reset is detached as in He et al.'s LIFNode (mem * (1 - spike.detach())).
-NEURON_DEFAULTS = dict(
-    tau=2.0,
-    v_threshold=0.5,
-    v_reset=0.0,
-    decay_input=True,
-    surrogate="qgate",
-    alpha=None,
-    detach_reset=True,
-)
+@dataclass(frozen=True)
+class LIFParams:
+    """The settings every LIF layer of a model shares (:class:`tmkt_train.neurons.LIF`'s arguments).
+
+    Model defaults: docs/method.md section 6 (tau 2, threshold 0.5, hard reset to 0, quadratic
+    gate, alpha None: the surrogate's own 2). The reset is detached as in He et al.'s LIFNode
+    (``mem * (1 - spike.detach())``). Every model takes it as ``neuron=`` or as the same keywords.
+    """
+
+    tau: float = 2.0
+    v_threshold: float = 0.5
+    v_reset: float | None = 0.0
+    decay_input: bool = True
+    surrogate: str = "qgate"
+    alpha: float | None = None
+    detach_reset: bool = True
+
+    def lif(self, record_v: bool = False) -> LIF:
+        """A :class:`LIF` layer with these settings."""
+        return LIF(record_v=record_v, **asdict(self))
+
+
+# Keyword arguments of create_model() that configure every LIF layer of a model.
+NEURON_KEYS = tuple(f.name for f in fields(LIFParams))
+NEURON_DEFAULTS = asdict(LIFParams())
 
 
 class SNNOutput(NamedTuple):
@@ -101,21 +116,34 @@ def reject_unknown(model: str, rest: dict) -> None:
         )
 
 
-def split_neuron_kwargs(kw: dict) -> tuple[dict, dict]:
+def split_neuron_kwargs(kw: dict[str, Any]) -> tuple[LIFParams, dict[str, Any]]:
     """Split ``kw`` into (LIF settings with the model defaults filled in, the rest)."""
-    neuron = dict(NEURON_DEFAULTS)
-    rest = {}
-    for k, v in kw.items():
-        if k in NEURON_KEYS:
-            neuron[k] = v
-        else:
-            rest[k] = v
-    return neuron, rest
+    neuron = {k: v for k, v in kw.items() if k in NEURON_KEYS}
+    rest = {k: v for k, v in kw.items() if k not in NEURON_KEYS}
+    return LIFParams(**neuron), rest
 
 
-def make_lif(neuron: dict, record_v: bool = False) -> LIF:
+def neuron_params(model: str, neuron: LIFParams | None, kw: dict[str, Any]) -> LIFParams:
+    """A model's LIF settings from ``neuron=`` or the LIF keywords in ``kw`` (not both).
+
+    Raises:
+        ModelError: an option the model does not take, or ``neuron=`` together with LIF keywords.
+    """
+    params, rest = split_neuron_kwargs(kw)
+    reject_unknown(model, rest)
+    if neuron is None:
+        return params
+    given = sorted(set(kw) & set(NEURON_KEYS))
+    if given:
+        raise ModelError(
+            f"{model}: give the LIF settings as neuron= or as keywords, not both ({', '.join(given)})"
+        )
+    return neuron
+
+
+def make_lif(neuron: LIFParams, record_v: bool = False) -> LIF:
     """A :class:`LIF` layer with the given settings."""
-    return LIF(record_v=record_v, **neuron)
+    return neuron.lif(record_v=record_v)
 
 
 FEATURE_SOURCES = ("spikes", "membrane")
@@ -139,7 +167,7 @@ class ConvBNLIF(nn.Module):
         self,
         in_channels: int,
         out_channels: int,
-        neuron: dict,
+        neuron: LIFParams,
         kernel_size: int = 3,
         padding: int | None = None,
         bn: bool = True,

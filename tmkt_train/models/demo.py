@@ -17,11 +17,11 @@ from torch import Tensor, nn
 
 from tmkt_train.models.base import (
     ConvBNLIF,
+    LIFParams,
     SpikingClassifier,
     TrunkOutput,
     check_feature_source,
-    reject_unknown,
-    split_neuron_kwargs,
+    neuron_params,
 )
 from tmkt_train.neurons import fold_time
 
@@ -34,7 +34,7 @@ class DemoTrunk(nn.Module):
     def __init__(
         self,
         in_channels: int,
-        neuron: dict,
+        neuron: LIFParams,
         channels: tuple[int, int] = (16, 32),
         out_side: int = 4,
         feature_source: str = "spikes",
@@ -70,10 +70,10 @@ class DemoNet(SpikingClassifier):
         feature_source: str = "spikes",
         shared_head: bool = False,
         aux_heads: bool = True,
+        neuron: LIFParams | None = None,
         **neuron_kw,
     ):
-        neuron, rest = split_neuron_kwargs(neuron_kw)
-        reject_unknown("demo", rest)
+        neuron = neuron_params("demo", neuron, neuron_kw)
         trunk = DemoTrunk(in_channels, neuron, channels=channels, feature_source=feature_source)
         super().__init__(
             trunk,

@@ -31,12 +31,12 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from tmkt_train.models.base import (
+    LIFParams,
     SpikingClassifier,
     TrunkOutput,
     check_feature_source,
     make_lif,
-    reject_unknown,
-    split_neuron_kwargs,
+    neuron_params,
 )
 from tmkt_train.neurons import fold_time
 
@@ -50,7 +50,7 @@ def _conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
 class PreActBlock(nn.Module):
     """Spiking pre-activation basic block on ``(T, B, C, H, W)``."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int, neuron: dict):
+    def __init__(self, c_in: int, c_out: int, stride: int, neuron: LIFParams):
         super().__init__()
         #: keep the second LIF's spikes of the last call in ``last_spikes`` (the CKA input)
         self.keep_spikes = False
@@ -86,7 +86,7 @@ class ResNetTrunk(nn.Module):
     def __init__(
         self,
         in_channels: int,
-        neuron: dict,
+        neuron: LIFParams,
         layers=(2, 2, 2, 2),
         width: int = 64,
         final_lif: bool = False,
@@ -143,10 +143,10 @@ class SpikingResNet(SpikingClassifier):
         feature_source: str = "spikes",
         shared_head: bool = False,
         aux_heads: bool = True,
+        neuron: LIFParams | None = None,
         **neuron_kw,
     ):
-        neuron, rest = split_neuron_kwargs(neuron_kw)
-        reject_unknown("resnet", rest)
+        neuron = neuron_params("resnet", neuron, neuron_kw)
         trunk = ResNetTrunk(
             in_channels,
             neuron,

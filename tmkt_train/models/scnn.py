@@ -24,13 +24,13 @@ from torch import Tensor, nn
 
 from tmkt_train.models.base import (
     ConvBNLIF,
+    LIFParams,
     ModelError,
     SpikingClassifier,
     TrunkOutput,
     check_feature_source,
     make_lif,
-    reject_unknown,
-    split_neuron_kwargs,
+    neuron_params,
 )
 from tmkt_train.neurons import fold_time
 
@@ -43,7 +43,7 @@ class SCNNTrunk(nn.Module):
     def __init__(
         self,
         in_channels: int,
-        neuron: dict,
+        neuron: LIFParams,
         input_size: int = 28,
         channels: tuple[int, int] = (15, 40),
         hidden: int = 300,
@@ -99,10 +99,10 @@ class SCNN(SpikingClassifier):
         feature_source: str = "spikes",
         shared_head: bool = False,
         aux_heads: bool = True,
+        neuron: LIFParams | None = None,
         **neuron_kw,
     ):
-        neuron, rest = split_neuron_kwargs(neuron_kw)
-        reject_unknown("scnn", rest)
+        neuron = neuron_params("scnn", neuron, neuron_kw)
         trunk = SCNNTrunk(
             in_channels,
             neuron,

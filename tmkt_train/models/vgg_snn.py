@@ -20,12 +20,12 @@ from torch import Tensor, nn
 
 from tmkt_train.models.base import (
     ConvBNLIF,
+    LIFParams,
     ModelError,
     SpikingClassifier,
     TrunkOutput,
     check_feature_source,
-    reject_unknown,
-    split_neuron_kwargs,
+    neuron_params,
 )
 from tmkt_train.neurons import fold_time
 
@@ -41,7 +41,7 @@ class VGGTrunk(nn.Module):
     def __init__(
         self,
         in_channels: int,
-        neuron: dict,
+        neuron: LIFParams,
         plan=VGG_PLAN,
         pool: str = "avg",
         feature_source: str = "spikes",
@@ -89,10 +89,10 @@ class VGGSNN(SpikingClassifier):
         feature_source: str = "spikes",
         shared_head: bool = False,
         aux_heads: bool = True,
+        neuron: LIFParams | None = None,
         **neuron_kw,
     ):
-        neuron, rest = split_neuron_kwargs(neuron_kw)
-        reject_unknown("vgg_snn", rest)
+        neuron = neuron_params("vgg_snn", neuron, neuron_kw)
         trunk = VGGTrunk(in_channels, neuron, pool=pool, feature_source=feature_source)
         div = 2**trunk.n_pools
         if input_size < div:

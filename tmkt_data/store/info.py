@@ -1,4 +1,4 @@
-"""Read-side tools for a finished store: summary (``inspect``) and integrity check (``verify``)."""
+"""A finished store in plain JSON: shape, classes, splits, sizes, failures (``tmkt-data inspect``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from tmkt_data.store import file_sha256, geometry_of, open_store, read_record, shard_file
+from tmkt_data.store.frames import geometry_of, open_store
 
 
 def dir_bytes(path: Path) -> int:
@@ -65,45 +65,3 @@ def store_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
         "filtered_sensor_size": params.get("filtered_sensor_size"),
         "params_hash": g.attrs["params_hash"],
     }
-
-
-def verify_store(path: str | os.PathLike[str]) -> list[str]:
-    """Re-check every shard of a store; returns the problems found (empty when sound).
-
-    Checks: the store is complete; each shard has its record, written with the
-    store's parameters; each shard file's sha256 equals the record's; each shard
-    decodes; the per-sample arrays have one entry per sample.
-    """
-    p = Path(path)
-    g = open_store(p)
-    geo = geometry_of(g)
-    key = g.attrs["params_hash"]
-    problems = []
-    frames = g["frames"]
-    for k in range(geo.n_shards):
-        rec = read_record(p, k)
-        if rec is None:
-            problems.append(f"shard {k}: completion record missing or unreadable")
-            continue
-        if rec.get("params_hash") != key:
-            problems.append(f"shard {k}: written with other parameters")
-        sfile = shard_file(p, k)
-        expected = rec.get("shard_sha256")
-        actual = file_sha256(sfile) if sfile.exists() else None
-        if actual != expected:
-            what = (
-                "missing" if actual is None else f"sha256 {actual[:16]}..., expected {str(expected)[:16]}..."
-            )
-            problems.append(f"shard {k}: file {sfile.relative_to(p)} {what}")
-            continue
-        a, b = geo.shard_range(k)
-        try:
-            np.asarray(frames[a:b])
-        except Exception as err:  # noqa: BLE001 - any decode failure is corruption
-            problems.append(f"shard {k}: cannot decode ({type(err).__name__}: {err})")
-    for name in ("labels", "split", "valid", "sample_id", "source_sha256", "n_events"):
-        if name not in g:
-            problems.append(f"array {name!r} missing")
-        elif g[name].shape != (geo.n_samples,):
-            problems.append(f"array {name!r} has shape {g[name].shape}, expected ({geo.n_samples},)")
-    return problems

@@ -72,7 +72,23 @@ def store_lock(store: str | os.PathLike[str], action: str) -> Iterator[Path]:
     Raises:
         StoreLockedError: another live process holds the lock.
     """
-    lock = lock_path(store)
+    with hold_lock(lock_path(store), str(store), action) as lock:
+        yield lock
+
+
+@contextmanager
+def hold_lock(
+    lock: Path, what: str, action: str, error: type[Exception] = StoreLockedError
+) -> Iterator[Path]:
+    """Hold the lock file ``lock`` (guarding ``what``, named in messages) for the duration of the block.
+
+    The same protocol as :func:`store_lock` (which is this for ``<store>.lock``); other
+    folders that need one writer (a training run's ``run.lock``) use it with their own
+    ``error`` type.
+
+    Raises:
+        error: another live process holds the lock.
+    """
     lock.parent.mkdir(parents=True, exist_ok=True)
     me = {
         "pid": os.getpid(),
@@ -86,8 +102,8 @@ def store_lock(store: str | os.PathLike[str], action: str) -> Iterator[Path]:
         except FileExistsError:
             holder = _holder(lock)
             if holder is not None:
-                raise StoreLockedError(
-                    f"{store}: in use by '{holder.get('action')}' (pid {holder.get('pid')} on "
+                raise error(
+                    f"{what}: in use by '{holder.get('action')}' (pid {holder.get('pid')} on "
                     f"{holder.get('host')}, since {holder.get('started')}); wait for it to finish, "
                     f"or delete {lock} if that run is gone"
                 ) from None
@@ -100,7 +116,7 @@ def store_lock(store: str | os.PathLike[str], action: str) -> Iterator[Path]:
             fh.write(json.dumps(me))
         break
     else:  # pragma: no cover - three stale locks in a row means another writer keeps racing us
-        raise StoreLockedError(f"{store}: could not take {lock}; another process keeps creating it")
+        raise error(f"{what}: could not take {lock}; another process keeps creating it")
     try:
         yield lock
     finally:

@@ -1,4 +1,4 @@
-"""The training reader of a tmkt frame store (layout in ``docs/store-format.md``).
+"""The training reader of a tmkt frame store (layout in ``docs/store-format.md``), in torch.
 
 :class:`StoreBatches` is a ``torch.utils.data.IterableDataset`` of batches of
 chosen store samples, used by ``tmkt_train`` (``DataLoader(ds, batch_size=None)``)::
@@ -36,7 +36,7 @@ workers (it differs from the single-process order, which :meth:`StoreBatches.bat
 lists). With ``shuffle=False`` (evaluation) nothing is permuted: batches follow
 index order.
 
-:class:`ShardReader` decodes shard files directly (the index at the file's end,
+:class:`~tmkt_data.store.ShardReader` decodes shard files directly (the index at the file's end,
 one Blosc decompression per sample) when ``frames`` has tmkt's codec layout and
 reads through ``zarr`` otherwise; it is opened lazily in the process that reads.
 With ``persistent_workers=True`` the workers keep the epoch they were started
@@ -54,10 +54,10 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from tmkt_data.shards import ShardReader, _Fetched
-from tmkt_data.store import geometry_of, open_store
+from tmkt_data.store import ShardReader, geometry_of, open_store
+from tmkt_data.store.frames import FetchedShard
 
-__all__ = ["ShardReader", "StoreBatches", "epoch_order", "n_batches", "rank_slice", "window_batches"]
+__all__ = ["StoreBatches", "epoch_order", "n_batches", "rank_slice", "window_batches"]
 
 _ORDER_SALT = 0x746D6B74  # "tmkt": seed material of the shard/sample order
 _WINDOW_SALT = 0x77696E64  # "wind": seed material of the in-window permutation
@@ -151,7 +151,7 @@ class _WindowShards:
         cuts = np.flatnonzero(np.diff(shard)) + 1
         #: shard -> its local rows in this window (sorted), and the fetched shard bytes
         self.rows = {int(p[0] // S): p - (p[0] // S) * S for p in np.split(samples, cuts) if p.size}
-        self.fetched: dict[int, _Fetched] = {}
+        self.fetched: dict[int, FetchedShard] = {}
 
     def decode_into(self, idx: np.ndarray, out: np.ndarray) -> None:
         """Frames of the window's samples ``idx`` into ``out`` (``(len(idx), T, 2, H, W)``)."""

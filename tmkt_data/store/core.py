@@ -1,0 +1,62 @@
+"""What every part of the store package shares: the format name and version, the error, the
+cache-key hash, and the few file operations (recognise, replace atomically, delete)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tmkt_data.errors import TmktError
+
+STORE_FORMAT = "tmkt-frame-store"
+STORE_FORMAT_VERSION = 1
+
+
+class StoreError(TmktError, ValueError):
+    """A store is missing, corrupt, or was made with other parameters."""
+
+
+def params_hash(params: dict[str, Any]) -> str:
+    """sha256 (hex) of the canonical JSON of ``params``: the store's cache key."""
+    blob = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """sha256 (hex) of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def is_store(path: Path) -> bool:
+    """True when ``path`` holds a tmkt store (complete or not)."""
+    meta = path / "zarr.json"
+    if not meta.is_file():
+        return False
+    try:
+        attrs = json.loads(meta.read_text()).get("attributes", {})
+    except (OSError, ValueError):
+        return False
+    return attrs.get("format") == STORE_FORMAT
+
+
+def replace_file(target: Path, data: bytes, tmp: Path | None = None) -> None:
+    """Write ``data`` to ``tmp`` (default ``.<name>.tmp`` beside ``target``), then rename it onto
+    ``target``: readers see the old file or the new one, never a half-written one."""
+    tmp = target.with_name(f".{target.name}.tmp") if tmp is None else tmp
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+
+
+def remove_store(path: Path) -> None:
+    """Delete a tmkt store; refuses anything that is not one (never deletes user data)."""
+    if not is_store(path):
+        raise StoreError(f"{path}: not a tmkt store; refusing to delete it")
+    shutil.rmtree(path)

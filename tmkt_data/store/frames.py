@@ -1,0 +1,338 @@
+"""The ``frames`` array: geometry, creating and opening a store, shard files written and read.
+
+Writing happens shard by shard: a conversion task fills whole shards of ``frames`` (one
+shard = one file holding ``shard_samples`` samples) with :func:`write_shard`, which encodes
+the shard file itself (:func:`encode_shard`, the bytes zarr-python's ``sharding_indexed``
+codec writes; ``tests/test_store.py`` compares them), renames it into place, then writes the
+shard's completion record (:mod:`tmkt_data.store.records`).
+
+:class:`ShardReader` reads samples of one shard file at a time: when ``frames`` has the codec
+layout :func:`create_store` writes (one sample per inner chunk, ``bytes`` + ``blosc``, the
+shard index at the file's end), it reads the index and the samples' compressed bytes with
+``pread`` and Blosc-decompresses each sample straight into the output; any other layout is
+read through ``zarr``. A reader holds no open file between calls; create one per process
+(lazily, in the process that reads). Used by :class:`tmkt_train.batches.StoreBatches`
+(batches) and :class:`tmkt_data.dataset.FrameDataset` (single samples).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec, BloscShuffle
+
+from tmkt_data.store.core import STORE_FORMAT, STORE_FORMAT_VERSION, StoreError, is_store, replace_file
+from tmkt_data.store.records import create_records, write_record
+
+
+def frames_compressor(dtype: str) -> BloscCodec:
+    """Blosc zstd level 2 for frames: with bit-shuffle for integer counts (small values, many
+    zero bits), without shuffle for floats (bit-shuffle doubles the size of resized float16
+    frames). Level 2 is 2x faster than level 3 on float frames (files 0.2 % larger) and 3.9x
+    faster than level 5 on counts (1.4 % larger): benchmarks/bench_convert_parts.py."""
+    if np.dtype(dtype).kind in "iu":
+        return BloscCodec(cname="zstd", clevel=2, shuffle=BloscShuffle.bitshuffle)
+    return BloscCodec(cname="zstd", clevel=2, shuffle=BloscShuffle.noshuffle)
+
+
+@dataclass(frozen=True)
+class StoreGeometry:
+    """Shape facts fixed when the store is created."""
+
+    n_samples: int
+    frame_shape: tuple[int, int, int, int]  # (T, 2, H, W)
+    dtype: str
+    shard_samples: int
+
+    @property
+    def n_shards(self) -> int:
+        return -(-self.n_samples // self.shard_samples)
+
+    def shard_range(self, k: int) -> tuple[int, int]:
+        """Sample index range ``[start, stop)`` of shard ``k``."""
+        start = k * self.shard_samples
+        return start, min(start + self.shard_samples, self.n_samples)
+
+
+def create_store(
+    path: Path,
+    geometry: StoreGeometry,
+    attrs: dict[str, Any],
+) -> zarr.Group:
+    """Create an empty store at ``path`` (which must not exist) with ``status = "in_progress"``."""
+    n = geometry.n_samples
+    full = dict(attrs)
+    full.update(
+        format=STORE_FORMAT,
+        format_version=STORE_FORMAT_VERSION,
+        status="in_progress",
+        n_samples=n,
+        frame_shape=list(geometry.frame_shape),
+        dtype=geometry.dtype,
+        shard_samples=geometry.shard_samples,
+        n_shards=geometry.n_shards,
+    )
+    group = zarr.open_group(str(path), mode="w-", zarr_format=3, attributes=full)
+    group.create_array(
+        "frames",
+        shape=(n, *geometry.frame_shape),
+        chunks=(1, *geometry.frame_shape),
+        shards=(geometry.shard_samples, *geometry.frame_shape),
+        dtype=geometry.dtype,
+        compressors=frames_compressor(geometry.dtype),
+        fill_value=0,
+        dimension_names=("sample", "time", "polarity", "y", "x"),
+    )
+    create_records(group, geometry.n_shards)
+    return group
+
+
+def open_store(path: str | os.PathLike[str], *, mode: str = "r", require_complete: bool = True) -> zarr.Group:
+    """Open a tmkt store, checking its format, version and (by default) completeness."""
+    p = Path(path)
+    if not p.exists():
+        raise StoreError(f"{p}: no such store")
+    if not is_store(p):
+        raise StoreError(f"{p}: not a tmkt store (expected a Zarr v3 group with format={STORE_FORMAT!r})")
+    group = zarr.open_group(str(p), mode=mode, zarr_format=3)
+    version = group.attrs.get("format_version")
+    if version != STORE_FORMAT_VERSION:
+        raise StoreError(
+            f"{p}: store format version {version}, this tmkt reads version {STORE_FORMAT_VERSION}"
+        )
+    if require_complete and group.attrs.get("status") != "complete":
+        raise StoreError(
+            f"{p}: conversion did not finish (status {group.attrs.get('status')!r}); run it again"
+        )
+    return group
+
+
+def geometry_of(group: zarr.Group) -> StoreGeometry:
+    a = group.attrs
+    return StoreGeometry(
+        int(a["n_samples"]), tuple(a["frame_shape"]), str(a["dtype"]), int(a["shard_samples"])
+    )
+
+
+def shard_file(path: Path, k: int) -> Path:
+    """The file holding shard ``k`` of ``frames`` (default Zarr v3 chunk key encoding)."""
+    return path / "frames" / "c" / str(k) / "0" / "0" / "0" / "0"
+
+
+def _blosc_settings(dtype: str) -> tuple[bytes, int, int]:
+    """(cname, clevel, shuffle) of :func:`frames_compressor` in numcodecs' terms."""
+    codec = frames_compressor(dtype)
+    shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[codec.shuffle.value]
+    return codec.cname.value.encode(), int(codec.clevel), shuffle
+
+
+def encode_shard(frames: np.ndarray, shard_samples: int, dtype: str) -> bytes:
+    """The bytes of one shard file of ``frames`` exactly as Zarr's ``sharding_indexed`` codec
+    reads them: each sample Blosc-compressed (the array's ``bytes`` + ``blosc`` codecs), then the
+    index of (offset, length) uint64 pairs, one per inner chunk (all ones for chunks not
+    present), then its crc32c, all little-endian."""
+    import google_crc32c
+    from numcodecs import blosc
+
+    cname, clevel, shuffle = _blosc_settings(dtype)
+    le = np.dtype(dtype).newbyteorder("<")
+    index = np.full((shard_samples, 2), np.iinfo(np.uint64).max, dtype="<u8")
+    parts, offset = [], 0
+    for i in range(frames.shape[0]):
+        enc = blosc.compress(np.ascontiguousarray(frames[i], dtype=le), cname, clevel, shuffle, 0)
+        index[i] = (offset, len(enc))
+        parts.append(enc)
+        offset += len(enc)
+    raw_index = index.tobytes()
+    parts.append(raw_index)
+    parts.append(google_crc32c.value(raw_index).to_bytes(4, "little"))
+    return b"".join(parts)
+
+
+def write_shard(path: Path, k: int, frames: np.ndarray, samples: list[dict[str, Any]], key: str) -> dict:
+    """Write shard ``k`` (all its samples at once), then its completion record.
+
+    The shard file is encoded here (:func:`encode_shard`; Zarr reads it as any
+    other shard) and written to a temporary name, then renamed into place, so
+    a shard file is never seen half-written. ``samples`` holds one metadata
+    dict per sample (keys of :data:`SAMPLE_FIELDS` plus ``failure`` when the
+    sample could not be converted). The record is written (also atomically)
+    after the shard file: a crash never leaves a record for a missing shard.
+    """
+    geo = geometry_of(zarr.open_group(str(path), mode="r", zarr_format=3))
+    blob = encode_shard(np.asarray(frames), geo.shard_samples, geo.dtype)
+    sfile = shard_file(path, k)
+    sfile.parent.mkdir(parents=True, exist_ok=True)
+    replace_file(sfile, blob)
+    record = {
+        "shard": k,
+        "start": k * geo.shard_samples,
+        "params_hash": key,
+        "shard_sha256": hashlib.sha256(blob).hexdigest(),
+        "samples": samples,
+    }
+    write_record(path, k, record)
+    return record
+
+
+# ---------------------------------------------------------------------------- reading
+
+_EMPTY = np.uint64(2**64 - 1)  # offset/length of a chunk the shard does not hold (all fill value)
+
+
+def _direct_layout(meta: dict[str, Any], frame_shape: tuple[int, ...], shard_samples: int) -> dict | None:
+    """Facts for decoding shard files without zarr, or None if ``frames`` is laid out otherwise.
+
+    Accepted: one ``sharding_indexed`` codec with one sample per inner chunk, inner
+    codecs ``bytes`` (little endian) + ``blosc``, index ``bytes`` (little) + ``crc32c``
+    at the end, default chunk keys with ``/``: what :func:`tmkt_data.store.create_store` writes.
+    """
+    try:
+        (codec,) = meta["codecs"]
+        conf = codec["configuration"]
+        inner = [c["name"] for c in conf["codecs"]]
+        index = [c["name"] for c in conf["index_codecs"]]
+        ok = (
+            codec["name"] == "sharding_indexed"
+            and list(conf["chunk_shape"]) == [1, *frame_shape]
+            and list(meta["chunk_grid"]["configuration"]["chunk_shape"]) == [shard_samples, *frame_shape]
+            and inner == ["bytes", "blosc"]
+            and conf["codecs"][0].get("configuration", {}).get("endian", "little") == "little"
+            and index in (["bytes", "crc32c"], ["bytes"])
+            and conf["index_codecs"][0].get("configuration", {}).get("endian", "little") == "little"
+            and conf.get("index_location", "end") == "end"
+            and meta["chunk_key_encoding"]["name"] == "default"
+            and meta["chunk_key_encoding"].get("configuration", {}).get("separator", "/") == "/"
+        )
+        if not ok:
+            return None
+        dtype = np.dtype(meta["data_type"]).newbyteorder("<")
+        fill = meta.get("fill_value", 0)
+        return {"dtype": dtype, "fill": 0 if fill is None else fill, "crc": index[-1] == "crc32c"}
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+class FetchedShard:
+    """The samples of one block as read from its shard: compressed (direct) or decoded (zarr).
+
+    ``decode_into(sel, out)`` writes the block's samples ``sel`` (positions in the
+    block) into ``out`` (a C-contiguous ``(len(sel), T, 2, H, W)`` array): one Blosc
+    decompression per sample straight into ``out``, or one copy for zarr-decoded blocks.
+    """
+
+    __slots__ = ("buf", "frames", "lengths", "offsets", "reader", "rows", "sfile")
+
+    def __init__(self, reader: ShardReader, sfile: Path, rows: np.ndarray) -> None:
+        self.reader, self.sfile, self.rows = reader, sfile, rows
+        self.frames: np.ndarray | None = None
+        self.buf: memoryview | None = None
+        self.offsets = self.lengths = np.empty(0, dtype=np.int64)
+
+    def decode_into(self, sel: np.ndarray, out: np.ndarray) -> None:
+        if self.frames is not None:
+            np.take(self.frames, sel, axis=0, out=out)
+            return
+        from numcodecs import blosc
+
+        flat = out.reshape(len(sel), -1).view(np.uint8)
+        nbytes = self.reader.sample_bytes
+        for j, i in enumerate(sel.tolist()):
+            a = int(self.offsets[i])
+            if a < 0:
+                out[j] = self.reader.layout["fill"]
+                continue
+            src = self.buf[a : a + int(self.lengths[i])]
+            # bytes 4-8 of the Blosc header: the decompressed size
+            if len(src) < 16 or int.from_bytes(src[4:8], "little") != nbytes:
+                raise StoreError(f"{self.sfile}: chunk of sample row {int(self.rows[i])} has the wrong size")
+            blosc.decompress(src, flat[j])
+
+
+class ShardReader:
+    """Reads the samples of one shard file at a time (see :meth:`fetch`); one per process."""
+
+    def __init__(self, path: Path, frame_shape: tuple[int, ...], dtype: str, shard_samples: int) -> None:
+        self.path = path
+        self.frame_shape = tuple(frame_shape)
+        self.shard_samples = shard_samples
+        meta = json.loads((path / "frames" / "zarr.json").read_text())
+        self.layout = _direct_layout(meta, self.frame_shape, shard_samples)
+        self.dtype = self.layout["dtype"] if self.layout else np.dtype(dtype)
+        self.sample_bytes = int(np.prod(self.frame_shape)) * self.dtype.itemsize
+        self._zarr: Any = None
+        self._files: dict[int, Path] = {}  # shard -> file (pathlib joins cost ~10 us per read)
+
+    def read(self, k: int, rows: np.ndarray) -> np.ndarray:
+        """Frames ``(len(rows), T, 2, H, W)`` of shard ``k``'s local sample rows, in the order given."""
+        out = np.empty((len(rows), *self.frame_shape), dtype=self.dtype)
+        self.fetch(k, rows).decode_into(np.arange(len(rows)), out)
+        return out
+
+    def fetch(self, k: int, rows: np.ndarray) -> FetchedShard:
+        """Shard ``k``'s local rows ``rows``: one read of their byte range (zarr: decoded frames)."""
+        sfile = self._files.get(k)
+        if sfile is None:
+            sfile = self._files[k] = shard_file(self.path, k)
+        got = FetchedShard(self, sfile, rows)
+        if self.layout is None:
+            got.frames = self._read_zarr(k, rows)
+        else:
+            self._read_direct(k, rows, got)
+        return got
+
+    def _read_zarr(self, k: int, rows: np.ndarray) -> np.ndarray:
+        if self._zarr is None:
+            import zarr
+
+            self._zarr = zarr.open_group(str(self.path), mode="r")["frames"]
+        start = k * self.shard_samples
+        lo, hi = int(rows.min()), int(rows.max()) + 1
+        block = np.asarray(self._zarr[start + lo : start + hi])
+        if len(rows) == hi - lo and np.array_equal(rows, np.arange(lo, hi)):
+            return block
+        return np.take(block, rows - lo, axis=0)
+
+    def _read_direct(self, k: int, rows: np.ndarray, got: FetchedShard) -> None:
+        n_index = self.shard_samples
+        sfile = got.sfile
+        got.offsets = np.full(len(rows), -1, dtype=np.int64)  # -1: chunk not stored (fill value)
+        got.lengths = np.zeros(len(rows), dtype=np.int64)
+        try:
+            fd = os.open(sfile, os.O_RDONLY)
+        except FileNotFoundError:
+            return  # zarr does not write a shard whose chunks all equal the fill value
+        try:
+            size = os.fstat(fd).st_size
+            tail = 16 * n_index + (4 if self.layout["crc"] else 0)
+            if size < tail:
+                raise StoreError(f"{sfile}: {size} bytes, shorter than its {tail}-byte index; run verify")
+            raw_index = os.pread(fd, tail, size - tail)
+            if self.layout["crc"]:
+                import google_crc32c
+
+                crc = np.uint32(google_crc32c.value(raw_index[:-4])).tobytes()
+                if crc != raw_index[-4:]:
+                    raise StoreError(f"{sfile}: shard index checksum mismatch; run tmkt-data verify")
+            index = np.frombuffer(raw_index, dtype="<u8", count=2 * n_index).reshape(n_index, 2)
+            sel = index[rows]
+            present = sel[:, 0] != _EMPTY
+            if not present.any():
+                return
+            starts, lengths = sel[present, 0].astype(np.int64), sel[present, 1].astype(np.int64)
+            base = int(starts.min())
+            end = int((starts + lengths).max())
+            if end > size - tail:
+                raise StoreError(f"{sfile}: chunk extends past the shard data; run tmkt-data verify")
+            got.buf = memoryview(os.pread(fd, end - base, base))
+        finally:
+            os.close(fd)
+        got.offsets[present] = starts - base
+        got.lengths[present] = lengths
