@@ -238,7 +238,7 @@ def main() -> None:
     ap.add_argument("--work", help="Study folder (default: the recipe's [pipeline] out).")
     ap.add_argument("--stages", default="search,main,ablation,scarcity,report")
     ap.add_argument("--jobs", type=int, help="Training runs at a time (default: the recipe's).")
-    ap.add_argument("--lr-grid", type=float, nargs="+", default=[0.003, 0.01, 0.03])
+    ap.add_argument("--lr-grid", type=float, nargs="+", default=[0.001, 0.003, 0.01, 0.03, 0.1])
     ap.add_argument("--search-seed", type=int, default=0)
     ap.add_argument("--ablation-seeds", type=int, default=3, help="The first N of the recipe's seeds.")
     ap.add_argument("--scarcity-seeds", type=int, default=3, help="The first N of the recipe's seeds.")
