@@ -28,6 +28,14 @@ with the CPU time it took (main process plus its DataLoader workers) per sample,
 other load on the machine disturbs less than wall time.
 Files are in the page cache (just written). Prints one JSON object.
 
+What checking the checksums costs (every sample chunk's crc32c against its shard record,
+``tmkt_data/store/checksums.py``): ``tmkt_unchecked`` and ``frame_dataset_unchecked`` are the
+same two readers timed in the same epochs with the check switched off
+(``tmkt_data.store.checksums.set_checks(False)``, inherited by the forked DataLoader workers);
+``checksum_cost`` gives both figures and the slowdown (target: under 5 %, CPU time per sample,
+which other load on the machine disturbs less than wall time). ``--check-cost`` builds only the
+store and times only these four loaders and ``FrameDataset`` random access (faster).
+
 Run from the project root: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_read.py``
 (``--samples 500`` for a quick run).
 """
@@ -53,6 +61,7 @@ from torch.utils.data import DataLoader, Dataset
 from tmkt_data import FrameDataset
 from tmkt_data.convert import default_shard_samples
 from tmkt_data.store import StoreGeometry, create_store, finalize_store, sample_row, write_shard
+from tmkt_data.store.checksums import set_checks
 from tmkt_train.batches import StoreBatches
 
 T, P, SENSOR, SIZE = 10, 2, 128, 48
@@ -62,6 +71,7 @@ WORKERS = 2
 TARGET_SPEED = 3.0
 TARGET_SIZE = 2.0
 TARGET_FRAME_DATASET = 1.0  # FrameDataset must read faster than tonic's cache
+TARGET_CHECK_COST = 5.0  # checking the checksums may cost at most 5 % (CPU time per sample)
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
@@ -132,10 +142,9 @@ class NpyDataset(Dataset):
         return np.load(os.path.join(self.folder, f"{i}.npy")), int(self.labels[i])
 
 
-def build(work: Path, n: int) -> dict:
-    """Write the store, tonic's cache and the .npy folder; returns paths, labels, build times."""
-    import tonic
-
+def build(work: Path, n: int, store_only: bool = False) -> dict:
+    """Write the store, tonic's cache and the .npy folder (``store_only``: the store alone);
+    returns paths, labels, build times."""
     t0 = time.perf_counter()
     labels = np.arange(n, dtype=np.int64) % len(CLASSES)
     labels.sort(kind="stable")  # store order: sorted by class like CIFAR10-DVS sample ids
@@ -166,6 +175,17 @@ def build(work: Path, n: int) -> dict:
         write_shard(store, k, frames[a:b].astype(np.float16), rows, "bench")
     finalize_store(store)
     store_s = time.perf_counter() - t0
+    if store_only:
+        seconds = {"generate": gen_s, "store_write": store_s}
+        return {
+            "frames": frames,
+            "labels": labels,
+            "store": store,
+            "shard_samples": shard,
+            "seconds": seconds,
+        }
+
+    import tonic
 
     t0 = time.perf_counter()
     cache = work / "tonic_cache"
@@ -189,27 +209,70 @@ def build(work: Path, n: int) -> dict:
     }
 
 
-def loaders(data: dict) -> dict:
+def loaders(data: dict, store_only: bool = False) -> dict:
+    """(dataset, DataLoader factory) per timed reader; ``*_unchecked`` are timed with checks off."""
+    ours = StoreBatches(data["store"], np.arange(len(data["labels"])), BATCH, shuffle=True, seed=0)
+    fd = FrameDataset(data["store"], "train")
+    assert len(fd) == len(data["labels"])
+    out = {
+        "tmkt": (ours, lambda: DataLoader(ours, batch_size=None, num_workers=WORKERS)),
+        "frame_dataset": (fd, lambda: DataLoader(fd, batch_size=BATCH, shuffle=True, num_workers=WORKERS)),
+    }
+    out["tmkt_unchecked"], out["frame_dataset_unchecked"] = out["tmkt"], out["frame_dataset"]
+    if store_only:
+        return out
     import tonic
 
-    ours = StoreBatches(data["store"], np.arange(len(data["labels"])), BATCH, shuffle=True, seed=0)
     cached = tonic.DiskCachedDataset(None, cache_path=str(data["cache"]))
     assert len(cached) == len(data["labels"])
     npy = NpyDataset(data["npy"], data["labels"])
-    fd = FrameDataset(data["store"], "train")
-    assert len(fd) == len(data["labels"])
-    return {
-        "tmkt": (ours, lambda: DataLoader(ours, batch_size=None, num_workers=WORKERS)),
-        "tonic": (cached, lambda: DataLoader(cached, batch_size=BATCH, shuffle=True, num_workers=WORKERS)),
-        "npy": (npy, lambda: DataLoader(npy, batch_size=BATCH, shuffle=True, num_workers=WORKERS)),
-        "frame_dataset": (fd, lambda: DataLoader(fd, batch_size=BATCH, shuffle=True, num_workers=WORKERS)),
+    out["tonic"] = (cached, lambda: DataLoader(cached, batch_size=BATCH, shuffle=True, num_workers=WORKERS))
+    out["npy"] = (npy, lambda: DataLoader(npy, batch_size=BATCH, shuffle=True, num_workers=WORKERS))
+    return out
+
+
+def checked(name: str, fn, *args):  # noqa: ANN001, ANN002, ANN201
+    """``fn(*args)`` with the checksum checks on, or off for a ``*_unchecked`` reader."""
+    set_checks(not name.endswith("_unchecked"))
+    try:
+        return fn(*args)
+    finally:
+        set_checks(True)
+
+
+def check_cost(rate: dict, cpu_ms: dict, access_us: dict) -> dict:
+    """Checked vs unchecked figures of both readers and what checking costs, in percent."""
+    out: dict = {}
+    for name in ("tmkt", "frame_dataset"):
+        out[name] = {
+            "samples_per_s": {
+                "checked": round(rate[name], 1),
+                "unchecked": round(rate[f"{name}_unchecked"], 1),
+            },
+            "cpu_ms_per_sample": {
+                "checked": round(cpu_ms[name], 4),
+                "unchecked": round(cpu_ms[f"{name}_unchecked"], 4),
+            },
+            "cpu_cost_pct": round(100 * (cpu_ms[name] / cpu_ms[f"{name}_unchecked"] - 1), 2),
+            "wall_cost_pct": round(100 * (rate[f"{name}_unchecked"] / rate[name] - 1), 2),
+        }
+    ra = access_us
+    out["frame_dataset_random_access_us"] = {
+        "checked": round(ra["frame_dataset"], 1),
+        "unchecked": round(ra["frame_dataset_unchecked"], 1),
+        "cost_pct": round(100 * (ra["frame_dataset"] / ra["frame_dataset_unchecked"] - 1), 2),
     }
+    out["target_pct"] = TARGET_CHECK_COST
+    out["passed"] = bool(
+        max(out["tmkt"]["cpu_cost_pct"], out["frame_dataset"]["cpu_cost_pct"]) < TARGET_CHECK_COST
+    )
+    return out
 
 
 def check_equal(data: dict, sets: dict, probe: list[int]) -> int:
     """The same samples read through each path give identical frames and labels."""
     want = data["frames"]
-    ours, cached, npy = sets["tmkt"][0], sets["tonic"][0], sets["npy"][0]
+    ours = sets["tmkt"][0]
     seen = 0
     for batch in ours:  # in-process, first epoch order; check every sample it yields
         frames, labels = batch["frames"].numpy(), batch["labels"].numpy()
@@ -223,6 +286,9 @@ def check_equal(data: dict, sets: dict, probe: list[int]) -> int:
         x, y = fd[i]
         assert x.dtype == np.float32 and y == int(data["labels"][i])
         np.testing.assert_array_equal(x, want[i])
+    if "tonic" not in sets:
+        return 0
+    cached, npy = sets["tonic"][0], sets["npy"][0]
     for i in probe:
         x, y = cached[i]
         np.testing.assert_array_equal(x, want[i])
@@ -266,6 +332,11 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=3000, help="samples (default 3000)")
     ap.add_argument("--epochs", type=int, default=3, help="timed epochs per loader (default 3)")
     ap.add_argument("--workdir", type=Path, default=None, help="write the data here (emptied first)")
+    ap.add_argument(
+        "--check-cost",
+        action="store_true",
+        help="only what checking the checksums costs: the store's two readers, checked and unchecked",
+    )
     args = ap.parse_args()
     tmp = None
     if args.workdir is None:
@@ -276,26 +347,39 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
     try:
-        data = build(work, args.samples)
-        sets = loaders(data)
+        data = build(work, args.samples, store_only=args.check_cost)
+        sets = loaders(data, store_only=args.check_cost)
         probe = sorted({0, 1, args.samples // 2, args.samples - 1})
-        checked = check_equal(data, sets, probe)
+        n_probed = check_equal(data, sets, probe)
         times: dict[str, list[float]] = {name: [] for name in sets}
         cpu: dict[str, list[float]] = {name: [] for name in sets}
         for epoch in range(args.epochs):
             for name, (ds, make) in sets.items():
-                dt, dc, n = time_epoch(ds, make, epoch)
+                dt, dc, n = checked(name, time_epoch, ds, make, epoch)
                 assert n == args.samples, (name, n)
                 times[name].append(dt)
                 cpu[name].append(dc)
-        access: dict[str, list[float]] = {"frame_dataset": [], "tonic": []}
+        access_names = ["frame_dataset", "frame_dataset_unchecked"] + ([] if args.check_cost else ["tonic"])
+        access: dict[str, list[float]] = {name: [] for name in access_names}
         for p in range(args.epochs):
             order = np.random.default_rng([p, 11]).permutation(args.samples)
             for name in access:
-                access[name].append(time_random_access(sets[name][0], order))
+                access[name].append(checked(name, time_random_access, sets[name][0], order))
         access_us = {name: statistics.median(v) for name, v in access.items()}
         rate = {name: args.samples / statistics.median(ts) for name, ts in times.items()}
         cpu_ms = {name: 1e3 * statistics.median(cs) / args.samples for name, cs in cpu.items()}
+        cost = check_cost(rate, cpu_ms, access_us)
+        if args.check_cost:
+            print(json.dumps({
+                "benchmark": "checksum checks on store reads, 10x2x48x48 frames, batch 64, num_workers=2",
+                "samples": args.samples,
+                "epochs_timed": args.epochs,
+                "cores": os.cpu_count(),
+                "checksum_cost": cost,
+                "epoch_seconds": {k: [round(t, 3) for t in ts] for k, ts in times.items()},
+                "equal_frames_checked": {"tmkt": args.samples, "frame_dataset": args.samples},
+            }, indent=2))  # fmt: skip
+            return
         size = {
             "tmkt": dir_bytes(data["store"]),
             "tonic": dir_bytes(data["cache"]),
@@ -339,10 +423,11 @@ def main() -> None:
             "ratio_tonic_over_tmkt_bytes": round(size_ratio, 2),
             "target_bytes": TARGET_SIZE,
             "passed_bytes": bool(size_ratio >= TARGET_SIZE),
+            "checksum_cost": cost,
             "equal_frames_checked": {
                 "tmkt": args.samples,
                 "frame_dataset": args.samples,
-                "tonic_and_npy": checked,
+                "tonic_and_npy": n_probed,
             },
             "build_seconds": {k: round(v, 1) for k, v in data["seconds"].items()},
             "python": platform.python_version(),

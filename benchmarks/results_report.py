@@ -9,7 +9,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from run_results import ABLATIONS, COMPARISONS, METHODS, ROOT
+from run_results import ABLATIONS, COMPARISONS, METHODS, ROOT, _metrics
 
 from tmkt_train.stats import mean_interval, paired_difference, reading
 
@@ -95,8 +95,9 @@ def _plots(rows: list[dict[str, Any]], img_dir: Path, per_class0: int) -> dict[s
     plt.close(fig)
     files["scarcity"] = "scarcity.png"
     # 4. per-step weights c_t of tmkt and sliding (mean over seeds), when recorded
-    traces = [(r["method"], r["step_weights"]) for r in main if r["method"] in ("tmkt", "sliding")
-              and r.get("step_weights") and r["step_weights"][-1] is not None]  # fmt: skip
+    traces = [(r["method"], [m.get("c_t") for m in _metrics(r["out"])]) for r in main
+              if r["method"] in ("tmkt", "sliding")]  # fmt: skip
+    traces = [(m, w) for m, w in traces if w and w[-1] is not None]
     if traces:
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
         for ax, method in zip(axes, ("sliding", "tmkt"), strict=True):
@@ -153,8 +154,8 @@ def write_report(st: Any, wall: float) -> None:
         "  the recipe's `[synth]`), so the events carry less than the clean image. This is synthetic data; it",
         "  says nothing about real sensors.",
         f"- **Scarce events, abundant RGB**: {per_class0} event training samples per class; every RGB image",
-        f"  of the training classes in the pool ({pairs.get('rgb_pool_total', 'see pairs attributes')} images"
-        ", without the source images of validation and test event samples).",
+        f"  of the training classes in the pool ({sum(pairs['pool_sizes'].values()):,} images, "
+        f"{pairs['pool_excluded']} source images of validation event samples left out).",
         f"- **Frames**: T = {T}, {H} x {W}; model `{train.get('model')}`; batch {train.get('batch_size')}.",
         f"- **Equal budget**: every method trains for the same number of optimizer steps "
         f"({_budget(main)}), with the learning rate each method's search chose (below).",
@@ -257,8 +258,10 @@ def write_report(st: Any, wall: float) -> None:
         f"- Command: `python benchmarks/run_results.py` ({len(rows)} runs; `--report-only` rewrites this page "
         "from `study.json`). The main table alone: `tmkt-train pipeline pipelines/transfer.toml` gives the same "
         "numbers (same seeds, one torch thread per run).",
-        f"- Training wall time summed over runs: {sum(r.get('wall_s', 0) for r in rows) / 60:.1f} min; main "
-        f"runs: {sum(r.get('wall_s', 0) for r in main) / 60:.1f} min ({st.jobs} runs at a time).",
+        f"- Training wall time summed over runs: {sum(r.get('wall_s', 0) for r in rows) / 60:.1f} min; the "
+        f"main runs: {sum(r.get('wall_s', 0) for r in main) / 60:.1f} min, so about "
+        f"{sum(r.get('wall_s', 0) for r in main) / 60 / st.jobs:.0f} min with {st.jobs} at a time (the 2 cores "
+        "were shared with other jobs for much of the study; runs of one method took up to 2.5x longer then).",
         f"- Machine: {platform.machine()}, {os.cpu_count()} cores, CPU only; Python {platform.python_version()}, "
         f"torch {torch.__version__}, numpy {numpy.__version__}, zarr {zarr.__version__}.",
         f"- Study folder: `{_rel(st.out)}` (`study.json` holds every run's numbers).",

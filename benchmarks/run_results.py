@@ -87,7 +87,7 @@ def _row(stage: str, name: str, cfg: Any, summary: dict[str, Any], **extra: Any)
             "lr": cfg.resolved_lr(), "steps": sum(r.get("samples", 0) for r in m) // cfg.batch_size,
             **extra, **summary,
             "curve_train": [r.get("train_acc") for r in m], "curve_val": [r.get("val_acc") for r in m],
-            "step_weights": [r.get("step_weights") for r in m]}  # fmt: skip
+            "c_t": [r.get("c_t") for r in m]}  # fmt: skip
 
 
 class Study:
@@ -134,10 +134,13 @@ class Study:
         from tmkt_train.pipeline import train_many
 
         print(f"{stage}: {len(plan)} runs, {self.jobs} at a time", flush=True)
-        sums = train_many([c for _, c, _ in plan], self.jobs, self.recipe.threads, False, print)
-        rows = [_row(stage, name, cfg, s, **extra) for (name, cfg, extra), s in zip(plan, sums, strict=True)]
-        self.save(rows)
-        return rows
+
+        def save_one(i: int, summary: dict[str, Any]) -> None:  # a long stage keeps what it has
+            name, cfg, extra = plan[i]
+            self.save([_row(stage, name, cfg, summary, **extra)])
+
+        sums = train_many([c for _, c, _ in plan], self.jobs, self.recipe.threads, False, print, save_one)
+        return [_row(stage, name, cfg, s, **extra) for (name, cfg, extra), s in zip(plan, sums, strict=True)]
 
 
 def stage_search(st: Study, pairing_id: str) -> dict[str, float]:
@@ -189,8 +192,9 @@ def stage_main(st: Study) -> None:
 def stage_ablation(st: Study, pairing_id: str) -> None:
     seeds = _run_seeds(st.recipe)[: st.args.ablation_seeds]
     plan = []
-    for name, kw in ABLATIONS.items():
-        for seed in seeds:
+    variants = {k: v for k, v in ABLATIONS.items() if not st.args.variants or k in st.args.variants}
+    for seed in seeds:  # seed-major: a study cut short has every variant on its first seeds
+        for name, kw in variants.items():
             out = st.out / "ablation" / f"{_slug(name)}_seed{seed}"
             plan.append(
                 (f"tmkt {name}", st.config("tmkt", seed, out, st.store, pairing_id, **kw), {"kw": kw})
@@ -236,13 +240,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipe", default=str(ROOT / "pipelines" / "transfer.toml"))
     ap.add_argument("--work", help="Study folder (default: the recipe's [pipeline] out).")
-    ap.add_argument("--stages", default="search,main,ablation,scarcity,report")
+    ap.add_argument("--stages", default="search,main,scarcity,ablation,report")
     ap.add_argument("--jobs", type=int, help="Training runs at a time (default: the recipe's).")
     ap.add_argument("--lr-grid", type=float, nargs="+", default=[0.001, 0.003, 0.01, 0.03, 0.1])
     ap.add_argument("--search-seed", type=int, default=0)
     ap.add_argument("--ablation-seeds", type=int, default=3, help="The first N of the recipe's seeds.")
     ap.add_argument("--scarcity-seeds", type=int, default=3, help="The first N of the recipe's seeds.")
     ap.add_argument("--per-class", type=int, nargs="+", default=[1, 2, 5, 10, 25])
+    ap.add_argument(
+        "--variants", nargs="+", choices=list(ABLATIONS), help="Only these ablations (default: all)."
+    )
     ap.add_argument("--report", default=str(ROOT / "docs" / "results.md"))
     ap.add_argument("--verdict", default=str(ROOT / "docs" / "results_verdict.md"),
                     help="Markdown file with the written verdict, inserted into the page.")  # fmt: skip
@@ -257,10 +264,10 @@ def main() -> None:
             check_recipe(st, stage_search(st, pairing_id))
         if "main" in stages:
             stage_main(st)
-        if "ablation" in stages:
-            stage_ablation(st, pairing_id)
         if "scarcity" in stages:
             stage_scarcity(st)
+        if "ablation" in stages:
+            stage_ablation(st, pairing_id)
     if "report" in stages:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from results_report import write_report

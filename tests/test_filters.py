@@ -430,7 +430,8 @@ def test_aedat2_fast_path_is_not_taken_with_filters(tmp_path: Path, monkeypatch)
 
 
 def test_pipeline_recipe_filters(tree: Path, tmp_path: Path) -> None:
-    from tmkt_train.pipeline import PipelineError, convert_step, load_pipeline
+    from tmkt_data.convert import ConvertError
+    from tmkt_train.pipeline import convert_step, load_pipeline
 
     text = (Path(__file__).resolve().parents[1] / "pipelines" / "cifar10dvs.toml").read_text()
     text = text.replace('dataset = "cifar10dvs"', 'dataset = "nmnist"').replace("size = 48", "size = 16")
@@ -447,7 +448,7 @@ def test_pipeline_recipe_filters(tree: Path, tmp_path: Path) -> None:
     assert params["filtered_sensor_size"] == [32, 32]
     with pytest.raises(FilterError, match=r"filter 'crop=1,2': expected crop=X0,Y0,W,H"):
         convert_step(recipe('["crop=1,2"]'), tree, tmp_path / "bad.zarr", None)
-    with pytest.raises(PipelineError, match=r"filters = 5000: expected a list of strings"):
+    with pytest.raises(ConvertError, match=r"\[convert\] filters = 5000: expected a list of strings"):
         convert_step(recipe("5000"), tree, tmp_path / "bad.zarr", None)
     assert not (tmp_path / "bad.zarr").exists()
 

@@ -308,13 +308,16 @@ def test_store_without_frames(store: Path, tmp_path: Path) -> None:
         pair_store(tmp_path / "none.zarr", "digits", None)
 
 
-def test_read_pairs_rechecks_labels(store: Path) -> None:
+def test_read_pairs_rechecks_labels(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(PairingError, match="no rgb/ group"):
         read_pairs(store)
     pair_store(store, "digits", None)
     pool = zarr.open_array(str(store / "pairs" / "pool_rgb"), mode="r+")
     offsets = zarr.open_array(str(store / "pairs" / "pool_offsets"), mode="r")[:]
     pool[0] = int(pool[offsets[1]])  # a class-1 image in the pool of class 0
+    with pytest.raises(StoreError, match="pool_rgb/c/0: checksum mismatch"):  # the checksums first
+        read_pairs(store)
+    monkeypatch.setattr("tmkt_data.store.checksums._checks", False)  # then the invariants
     with pytest.raises(
         PairingError, match=r"pool of class '0' holds RGB image \d+ of class 1: labels differ"
     ):
@@ -768,11 +771,14 @@ def test_val_fraction_small_classes_and_val_per_class(store: Path) -> None:
     assert rep.split_counts["val"] == 0 and read_pairs(store).attrs["val_per_class"] == 0
 
 
-def test_read_pairs_checks_recorded_selection(sstore: Path) -> None:
+def test_read_pairs_checks_recorded_selection(sstore: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pair_store(sstore, "digits", None, val_per_class=2, dvs_per_class=3)
     read_pairs(sstore)
     pg = zarr.open_group(str(sstore / "pairs"), mode="r+")
     pg.attrs["dvs_per_class"] = 4
+    with pytest.raises(StoreError, match="pairs/zarr.json: checksum mismatch"):  # the checksums first
+        read_pairs(sstore)
+    monkeypatch.setattr("tmkt_data.store.checksums._checks", False)  # then the invariants
     with pytest.raises(
         PairingError, match=r"class '0' has 3 DVS train sample\(s\), expected dvs_per_class = 4"
     ):

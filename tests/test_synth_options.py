@@ -14,6 +14,7 @@ from tmkt_data.cli import user_errors
 from tmkt_data.cli_synth import synth_command
 from tmkt_data.formats import atis_bin
 from tmkt_data.rgb import load_rgb
+from tmkt_data.sizes import SizeError, parse_size_hw, parse_size_wh
 from tmkt_data.synth import (
     METADATA_FILE,
     SIM_OPTIONS,
@@ -21,7 +22,6 @@ from tmkt_data.synth import (
     SynthError,
     params_from_options,
     parse_per_class,
-    parse_size,
     sample_rng,
     simulate_image,
 )
@@ -52,11 +52,14 @@ def _read_tree(out: Path) -> tuple[dict, dict[str, Path]]:
 
 
 def test_parse_size_and_per_class() -> None:
-    assert parse_size(34) == parse_size("34") == (34, 34)
-    assert parse_size([32, 16]) == parse_size("32,16") == parse_size("32x16") == (32, 16)
+    assert parse_size_wh(34) == parse_size_wh("34") == (34, 34)
+    assert parse_size_wh([32, 16]) == parse_size_wh("32,16") == parse_size_wh("32x16") == (32, 16)
+    assert parse_size_hw("16,32") == parse_size_hw([16, 32]) == (16, 32)  # the order is the caller's
     for bad in ("0", "32,16,2", [32.5, 16], "a", True, [0, 3]):
-        with pytest.raises(SynthError, match=r"render .*expected S or W,H with positive integers"):
-            parse_size(bad, "render")
+        with pytest.raises(SizeError, match=r"render .*expected S or W,H with positive integers"):
+            parse_size_wh(bad, "render")
+        with pytest.raises(SynthError, match=r"--size .*expected S or H,W with positive integers"):
+            parse_size_hw(bad, "--size", error=SynthError)
     assert parse_per_class(None) is None
     assert parse_per_class(5) == parse_per_class("5") == {"train": 5, "test": 5}
     want = {"train": 30, "test": 5}

@@ -48,9 +48,7 @@ def inspect(
 
     Example: tmkt-data inspect user01_fluorescent.aedat --json
     """
-    from tmkt_data.store import is_store
-
-    if path.is_dir() and is_store(path):
+    if path.is_dir() and (path / "zarr.json").exists():  # a store, or a damaged one (said so there)
         _inspect_store(path, as_json)
         return
     from tmkt_data.formats import read_events
@@ -128,20 +126,6 @@ def _inspect_store(path: Path, as_json: bool) -> None:
     console.print(table)
 
 
-def _parse_size(value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    try:
-        parts = [int(v) for v in value.replace("x", ",").split(",")]
-    except ValueError:
-        parts = []
-    if len(parts) == 1:
-        parts = parts * 2
-    if len(parts) != 2 or min(parts) < 1:
-        raise ConvertError(f"--size {value!r}: expected S or H,W with positive integers")
-    return parts[0], parts[1]
-
-
 @app.command()
 @user_errors
 def convert(
@@ -158,7 +142,9 @@ def convert(
         str, typer.Option("--remainder", help="last: spikingjelly (keep all); drop: tonic.")
     ] = "last",
     size: Annotated[str | None, typer.Option("--size", help="Resize frames to S or H,W.")] = None,
-    resize: Annotated[str, typer.Option("--resize", help="bilinear, area or none.")] = "bilinear",
+    resize: Annotated[
+        str, typer.Option("--resize", help="How frames reach --size: bilinear or area.")
+    ] = "bilinear",
     dtype: Annotated[
         str, typer.Option("--dtype", help="auto, uint8, uint16, int16, float16, float32.")
     ] = "auto",
@@ -196,18 +182,11 @@ def convert(
     from tmkt_data.convert import ConvertOptions
     from tmkt_data.convert import convert as run_convert
 
-    opts = ConvertOptions(
-        frames=frames,
-        split_by=split_by,
-        remainder=remainder,
-        size=_parse_size(size),
-        resize=resize,
-        dtype=dtype,
-        shard_samples=shard_samples,
-        layout_options=parse_key_values(option or [], "--option"),
-        filters=tuple(filters or ()),
-    )
-    opts.validate()  # a bad --filter (or other option) is one line before any work
+    opts = ConvertOptions.from_mapping({  # a bad option is one line before any work
+        "frames": frames, "split_by": split_by, "remainder": remainder, "size": size, "resize": resize,
+        "dtype": dtype, "shard_samples": shard_samples, "options": parse_key_values(option or [], "--option"),
+        "filters": list(filters or ()),
+    })  # fmt: skip
     progress = LazyProgress(  # appears with the first task: an early error is one clean line
         TextColumn("[bold]convert[/bold]"),
         BarColumn(),
@@ -273,8 +252,12 @@ def _print_convert_summary(result) -> None:  # noqa: ANN001
         f"frames {'x'.join(map(str, info['frame_shape']))} {info['dtype']}, "
         f"on disk {info['store_bytes_on_disk'] / 1e6:,.2f} MB"
         + (f" (compression {ratio:.1f}x)" if ratio else "")
-        + f", shards {info['shards']} ({result.shards_done_before} already done), time {result.seconds:.1f} s"
+        + f", shards {info['shards']} ({result.shards_done_before} already done"
+        + (f", {len(result.repaired)} damaged and converted again" if result.repaired else "")
+        + f"), time {result.seconds:.1f} s"
     )
+    for line in result.repaired:
+        print_error(f"{result.store}: {line}", label="repaired", style="yellow")
     if result.failures:
         fail = Table(title=f"{len(result.failures)} failed files", title_style="red")
         fail.add_column("sample")
@@ -287,15 +270,17 @@ def _print_convert_summary(result) -> None:  # noqa: ANN001
 @app.command()
 @user_errors
 def verify(store: Annotated[Path, typer.Argument(help="A tmkt store.")]) -> None:
-    """Re-check every shard of a store (hashes, decoding, arrays); exit 1 on any corruption."""
-    from tmkt_data.store import verify_store
+    """Re-check every file of a store against its checksums (frames shards, per-sample arrays, rgb/ and
+    pairs/) and decode every shard; exit 1 on any damage, each line naming the fix."""
+    from tmkt_data.store import unchecked_parts, verify_store
 
     problems = verify_store(store)
     if problems:
         for line in problems:
             print_error(f"{store}: {line}", label="corrupt")
         raise typer.Exit(1)
-    console.print(f"{store}: ok")
+    old = unchecked_parts(store)
+    console.print(f"{store}: ok" + (f" ({', '.join(old)} without checksums: sha256 only)" if old else ""))
 
 
 @app.command()

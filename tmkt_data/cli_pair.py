@@ -88,7 +88,7 @@ def pair_command(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-    from tmkt_data.pairing import pair_store
+    from tmkt_data.pairing import PairSettings, pair_with_settings
 
     progress = LazyProgress(  # appears with the first task: an early error is one clean line
         TextColumn("[bold]encode[/bold]"),
@@ -107,25 +107,24 @@ def pair_command(
             task["id"] = progress.add_task(stage, total=total)
         progress.update(task["id"], completed=done)
 
+    settings = PairSettings(
+        rgb_kind=rgb_kind,
+        rgb_root=rgb_root,
+        class_map=class_map,
+        drop_unmatched=drop_unmatched,
+        val_fraction=val_fraction,
+        val_per_class=val_per_class,
+        dvs_fraction=dvs_fraction,
+        dvs_per_class=dvs_per_class,
+        exclude_eval_sources=exclude_eval_sources,
+        seed=seed,
+        instance=instance,
+        encode_mode="gray" if grayscale else "hsv_v",
+        rgb_options=parse_key_values(rgb_option or [], "--rgb-option"),
+        split_array=split,
+    )
     with progress:
-        report = pair_store(
-            store,
-            rgb_kind,
-            None if rgb_root in ("", "-") else rgb_root,
-            class_map=class_map,
-            drop_unmatched=drop_unmatched,
-            val_fraction=val_fraction,
-            dvs_fraction=dvs_fraction,
-            seed=seed,
-            instance=instance,
-            val_per_class=val_per_class,
-            dvs_per_class=dvs_per_class,
-            exclude_eval_sources=exclude_eval_sources,
-            encode_mode="gray" if grayscale else "hsv_v",
-            rgb_options=parse_key_values(rgb_option or [], "--rgb-option"),
-            split_array=split,
-            on_progress=on_progress,
-        )
+        report = pair_with_settings(store, settings, on_progress=on_progress)
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict()) + "\n")
         return

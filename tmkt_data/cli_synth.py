@@ -14,20 +14,6 @@ from rich.table import Table
 from tmkt_data.cliutil import console, err_console, parse_key_values
 
 
-def _parse_size(text: str, what: str) -> tuple[int, int]:
-    """``"34"`` -> (34, 34); ``"W,H"`` -> (W, H)."""
-    from tmkt_data.synth import parse_size
-
-    return parse_size(text, what)
-
-
-def _load_source(kind: str, root: str, opts: dict[str, Any]) -> Any:
-    """The RGB set to simulate (``tmkt_data.rgb.load_rgb``; ``-`` for the built-in sources)."""
-    from tmkt_data.rgb import load_rgb
-
-    return load_rgb(kind, None if root in ("", "-") else root, **opts)
-
-
 def synth_command(
     rgb_kind: Annotated[
         str,
@@ -112,42 +98,16 @@ def synth_command(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tmkt_data.synth import check_output, params_from_options, parse_per_class, synthesize_tree
+    from tmkt_data.synth import SynthJob
 
     t_start = time.perf_counter()
-    params = params_from_options(
-        {
-            "threshold": threshold,
-            "c_on": c_on,
-            "c_off": c_off,
-            "sigma": sigma,
-            "eps": eps,
-            "refractory_us": refractory_us,
-            "leak_rate_hz": leak_hz,
-            "shot_rate_hz": shot_hz,
-            "motion": motion,
-            "saccade_side_px": saccade_side_px,
-            "sensor": _parse_size(sensor, "--sensor"),
-            "render": _parse_size(render, "--render"),
-            "resample": resample,
-            "seed": seed,
-        }
-    )
-    counts = parse_per_class(per_class, "--per-class")
-    check_output(layout, file_format, params.sensor_size)  # fail before reading the images
-    opts = parse_key_values(rgb_option or [], "--rgb-option")
-    rgb = _load_source(rgb_kind, rgb_root, opts)
-    sub, chosen = rgb.selected(counts, limit)
-    n = len(chosen)
-    source = {
-        "kind": rgb.kind,
-        "root": rgb.root,
-        "options": opts,
-        "per_class": counts,
-        "limit": limit,
-        "images": n,
-        "info": getattr(rgb, "info", {}),
-    }
+    job = SynthJob.from_mapping({  # every value checked before any image is read
+        "rgb_kind": rgb_kind, "rgb_root": rgb_root, "options": parse_key_values(rgb_option or [], "--rgb-option"),
+        "layout": layout, "format": file_format, "per_class": per_class, "limit": limit, "threshold": threshold,
+        "c_on": c_on, "c_off": c_off, "sigma": sigma, "eps": eps, "refractory_us": refractory_us,
+        "leak_rate_hz": leak_hz, "shot_rate_hz": shot_hz, "motion": motion, "saccade_side_px": saccade_side_px,
+        "sensor": sensor, "render": render, "resample": resample, "seed": seed,
+    })  # fmt: skip
     progress = Progress(
         TextColumn("[bold]synth[/bold]"),
         BarColumn(),
@@ -158,25 +118,20 @@ def synth_command(
         transient=False,
         disable=as_json or not sys.stderr.isatty(),
     )
+    task: dict[str, Any] = {}
     with progress:
-        task = progress.add_task("synth", total=n)
-        res = synthesize_tree(
-            sub.images,
-            list(sub.labels),
-            rgb.class_names,
-            list(sub.split),
-            list(sub.source_ids),
+        res = job.run(
             out_raw,
-            params,
-            layout=layout,
-            file_format=file_format,
             workers=workers,
-            source=source,
             overwrite=overwrite,
-            progress=lambda done, total: progress.update(task, completed=done),
-            indices=chosen,
+            on_start=lambda n: task.update(id=progress.add_task("synth", total=n)),
+            progress=lambda done, total: progress.update(task["id"], completed=done),
         )
-    elapsed = time.perf_counter() - t_start
+    _print_summary(job, res, time.perf_counter() - t_start, as_json)
+
+
+def _print_summary(job: Any, res: dict[str, Any], elapsed: float, as_json: bool) -> None:
+    """What was written: one JSON object, or a table and the convert command to run next."""
     files = res["files"]
     summary = {
         "out": res["path"],
@@ -190,11 +145,11 @@ def synth_command(
         "on_fraction": res["on_fraction"],
         "seconds_simulate": round(res["seconds_simulate"], 3),
         "seconds_total": round(elapsed, 3),
-        "motion": motion,
-        "sensor": list(params.sensor_size),
-        "layout": layout,
-        "format": file_format,
-        "seed": seed,
+        "motion": job.params.motion,
+        "sensor": list(job.params.sensor_size),
+        "layout": job.layout,
+        "format": job.file_format,
+        "seed": job.params.seed,
     }
     if as_json:
         sys.stdout.write(json.dumps(summary) + "\n")
@@ -207,8 +162,8 @@ def synth_command(
             v = f"{v:,}"
         table.add_row(k, str(v))
     console.print(table)
-    hint = f"tmkt-data convert {layout} {res['path']} OUT.zarr"
-    if layout == "folder":
-        w, h = params.sensor_size
+    hint = f"tmkt-data convert {job.layout} {res['path']} OUT.zarr"
+    if job.layout == "folder":
+        w, h = job.params.sensor_size
         hint += f" -o sensor_size=[{w},{h}]"
     console.print(f"next: {hint}", highlight=False)

@@ -11,7 +11,8 @@ never redone, and a different parameter set is refused rather than mixed in.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,15 @@ from tmkt_data.errors import EventsError, TmktError
 from tmkt_data.filters import EventFilter, apply_filters, filtered_sensor_size, parse_filters
 from tmkt_data.layouts import DatasetIndex, LayoutError, load_sample, scan
 from tmkt_data.layouts.base import SampleSpec
+from tmkt_data.outputs import cannot_write, check_writable
 from tmkt_data.resize import RESIZE_METHODS, resize_frames
+from tmkt_data.sizes import parse_size_hw
 from tmkt_data.store import (
     StoreError,
     StoreGeometry,
-    completed_shards,
+    check_shards,
     create_store,
+    damaged_metadata,
     file_sha256,
     finalize_store,
     is_store,
@@ -58,7 +62,8 @@ class ConvertOptions:
         remainder: ``"last"`` (spikingjelly: the last frame keeps the rest) or
             ``"drop"`` (tonic: the remainder is dropped).
         size: output (H, W) or None to keep the sensor size.
-        resize: ``"bilinear"``, ``"area"`` or ``"none"`` (only with ``size``).
+        resize: how frames reach ``size``, ``"bilinear"`` or ``"area"``; ``"none"`` only
+            without a size (refused with one: the frames would keep the sensor size).
         dtype: stored dtype or ``"auto"`` (uint16 counts without resize,
             float16 with resize).
         shard_samples: samples per shard file (None: chosen from the frame size).
@@ -68,7 +73,7 @@ class ConvertOptions:
             (:mod:`tmkt_data.filters`); crop and downsample change the binned sensor size.
     """
 
-    frames: int
+    frames: int = 10
     split_by: str = "number"
     remainder: str = "last"
     size: tuple[int, int] | None = None
@@ -100,21 +105,113 @@ class ConvertOptions:
             )
         return self.dtype
 
-    def validate(self) -> None:
-        if self.frames < 1:
-            raise ConvertError(f"--frames {self.frames}: expected a positive number of frames")
+    def validate(self, where: str = "") -> None:
+        """Raise :class:`ConvertError` (one line) for the first invalid value; ``where`` names a
+        recipe table (``"r.toml [convert]"``), else the values are named by their command-line flags."""
+
+        def name(key: str) -> str:
+            return option_name(key, where)
+
+        if isinstance(self.frames, bool) or not isinstance(self.frames, int | np.integer) or self.frames < 1:
+            raise ConvertError(f"{name('frames')} {self.frames!r}: expected a positive number of frames")
         if self.split_by not in ("time", "number"):
-            raise ConvertError(f"--split-by {self.split_by!r}: expected time or number")
+            raise ConvertError(f"{name('split_by')} {self.split_by!r}: expected time or number")
         if self.remainder not in ("drop", "last"):
-            raise ConvertError(f"--remainder {self.remainder!r}: expected drop or last")
+            raise ConvertError(f"{name('remainder')} {self.remainder!r}: expected drop or last")
         if self.resize not in RESIZE_METHODS:
-            raise ConvertError(f"--resize {self.resize!r}: expected one of {', '.join(RESIZE_METHODS)}")
-        if self.size is not None and (len(self.size) != 2 or min(self.size) < 1):
-            raise ConvertError(f"--size {self.size}: expected S or H,W with positive sizes")
-        if self.shard_samples is not None and self.shard_samples < 1:
-            raise ConvertError(f"--shard-samples {self.shard_samples}: expected a positive number")
+            raise ConvertError(
+                f"{name('resize')} {self.resize!r}: expected one of {', '.join(RESIZE_METHODS)}"
+            )
+        if self.size is not None:
+            parse_size_hw(self.size, name("size"), error=ConvertError)
+            if self.resize == "none":  # the frames would keep the sensor size that the store says is size
+                raise ConvertError(
+                    f"{name('resize')} 'none' with {name('size')} {list(self.size)!r}: expected a resize "
+                    "method (bilinear or area) with a size, or no size to keep the sensor size"
+                )
+        if self.shard_samples is not None and (
+            isinstance(self.shard_samples, bool)
+            or not isinstance(self.shard_samples, int | np.integer)
+            or self.shard_samples < 1
+        ):
+            raise ConvertError(f"{name('shard_samples')} {self.shard_samples!r}: expected a positive number")
+        if not isinstance(self.dtype, str):
+            raise ConvertError(f"{name('dtype')} {self.dtype!r}: expected auto or a dtype name")
         self.resolved_dtype()
         self.event_filters()
+
+    @classmethod
+    def from_mapping(cls, table: Mapping[str, Any], where: str = "") -> ConvertOptions:
+        """Checked options from a recipe's ``[convert]`` table (less ``dataset``) or the command
+        line's values: keys of :data:`CONVERT_OPTION_KEYS`, a missing or None value keeps the
+        default. ``size`` is ``S``, ``"H,W"`` or ``[H, W]``; ``options`` a table of layout options
+        (``sensor_size``, ``train_ratio`` checked here); ``filters`` a list of ``"name=value"``.
+
+        ``where`` names the table in errors (``"r.toml [convert]"``); empty, the values are named
+        by their flags (``--frames``, ``--option``), as ``tmkt-data convert`` spells them.
+
+        Raises:
+            ConvertError, LayoutError, FilterError: an unknown key or a bad value, one line.
+        """
+        from tmkt_data.layouts import check_layout_options
+
+        def name(key: str) -> str:
+            return option_name(key, where)
+
+        unknown = sorted(set(table) - set(CONVERT_OPTION_KEYS))
+        if unknown:
+            raise ConvertError(
+                f"{where or 'convert options'}: unknown key(s) {', '.join(unknown)}; "
+                f"expected some of {', '.join(CONVERT_OPTION_KEYS)}"
+            )
+        kw = {k: v for k, v in table.items() if v is not None}
+        for key in ("split_by", "remainder", "resize", "dtype"):
+            if key in kw and not isinstance(kw[key], str):
+                raise ConvertError(f"{name(key)} {kw[key]!r}: expected a string")
+        if "size" in kw:
+            kw["size"] = parse_size_hw(kw["size"], name("size"), error=ConvertError)
+        filters = kw.pop("filters", ())
+        if isinstance(filters, str):
+            filters = [filters]
+        if not isinstance(filters, list | tuple) or not all(isinstance(f, str) for f in filters):
+            raise ConvertError(
+                f'{name("filters")} {filters!r}: expected a list of strings like "denoise=5000"'
+            )
+        layout = kw.pop("options", {})
+        if not isinstance(layout, Mapping):
+            raise ConvertError(f"{name('options')} {layout!r}: expected a table of layout options")
+        opts = cls(
+            **kw,
+            layout_options=check_layout_options(layout, lambda key: name(f"options.{key}")),
+            filters=tuple(filters),
+        )
+        opts.validate(where)
+        return opts
+
+
+#: What :meth:`ConvertOptions.from_mapping` reads: a recipe's ``[convert]`` keys but ``dataset``.
+CONVERT_OPTION_KEYS = (
+    "frames",
+    "split_by",
+    "remainder",
+    "size",
+    "resize",
+    "dtype",
+    "shard_samples",
+    "options",
+    "filters",
+)
+_FLAGS = {"options": "--option", "filters": "--filter"}
+
+
+def option_name(key: str, where: str = "") -> str:
+    """How errors name a conversion option: ``"r.toml [convert] frames ="`` in a recipe table
+    ``where``, else the command-line flag (``"--frames"``, ``"--option sensor_size"``)."""
+    if where:
+        return f"{where} {key} ="
+    head, _, sub = key.partition(".")
+    flag = _FLAGS.get(head, "--" + head.replace("_", "-"))
+    return f"{flag} {sub}" if sub else flag
 
 
 @dataclass(frozen=True)
@@ -359,12 +456,15 @@ class ConvertResult:
     events: int
     seconds: float
     failures: list[dict[str, str]]
+    #: shards whose record or file was damaged or missing (one line each), converted again
+    repaired: list[str] = field(default_factory=list)
 
 
 def prepare_store(
     index: DatasetIndex, out: Path, options: ConvertOptions, *, overwrite: bool
-) -> tuple[StoreGeometry, str, set[int]]:
-    """Create the store or check an existing one; returns its geometry, key and finished shards."""
+) -> tuple[StoreGeometry, str, set[int], dict[int, str]]:
+    """Create the store or check an existing one; returns its geometry, key, the finished shards
+    (record and file intact) and the damaged ones (what is wrong), which are converted again."""
     params = store_params(index, options)
     sample_list_hash = index_hash(index)
     key = params_hash({"params": params, "index": sample_list_hash})
@@ -384,8 +484,8 @@ def prepare_store(
             group = open_store(out, require_complete=False)
             same = group.attrs.get("params_hash") == key and group.attrs.get("shard_samples") == shard
             if same:
-                done = completed_shards(out, geo.n_shards, key)
-                return geo, key, done
+                checked = check_shards(out, geo.n_shards, key, upgrade=True)
+                return geo, key, checked.done, checked.damaged
             if not overwrite:
                 old = group.attrs.get("params", {}).get("conversion", {})
                 raise ConvertError(
@@ -410,7 +510,7 @@ def prepare_store(
         attrs["source_metadata"] = index.notes["source_metadata"]
         attrs["synthetic"] = bool(index.notes["source_metadata"].get("synthetic", False))
     create_store(out, geo, attrs)
-    return geo, key, set()
+    return geo, key, set(), {}
 
 
 def run_shards(
@@ -453,6 +553,33 @@ def run_shards(
         dask.compute(*tasks, scheduler="threads", num_workers=workers or None)
 
 
+def check_output_place(raw_root: str | Path, out: str | Path) -> None:
+    """Refuse, before any work, a store that cannot be written (:func:`~tmkt_data.outputs.check_writable`)
+    or that lies inside the raw tree (the next scan would read it as a class folder)."""
+    raw, store = Path(raw_root).resolve(), Path(out).resolve()
+    if store == raw or raw in store.parents:
+        raise ConvertError(
+            f"{store}: the store is inside the raw tree {raw}, where a later scan would read it as data; "
+            "expected an output path outside the raw tree"
+        )
+    check_writable(store)
+    damage = damaged_metadata(store) if store.is_dir() else None
+    if damage is not None:
+        raise ConvertError(f"{store}: damaged store ({damage}); delete it or choose another output path")
+
+
+@contextmanager
+def _writing(out: Path) -> Iterator[None]:
+    """An ``OSError`` while the store is written (a full disk) is one line; the shards already
+    recorded stay, so running the same command again resumes."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno is None or isinstance(err, BrokenPipeError):  # a connection, not the file system
+            raise
+        raise cannot_write(out, err, resumable=True) from None
+
+
 def convert(
     dataset: str,
     raw_root: str | Path,
@@ -482,15 +609,18 @@ def convert(
     """
     if on_error not in ("skip", "fail"):
         raise ConvertError(f"--on-error {on_error!r}: expected skip or fail")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ConvertError(f"--workers {workers!r}: expected a positive number of threads")
     options.validate()
+    check_output_place(raw_root, out)
     t0 = time.perf_counter()
     index = scan(dataset, raw_root, **options.layout_options)
     if not index.samples:
         raise ConvertError(f"{index.root}: no samples found for dataset {dataset}")
     filtered_sensor_size(options.event_filters(), index.sensor_size)  # a crop must fit the sensor
     out = Path(out).resolve()
-    with store_lock(out, "tmkt-data convert"):  # one writer at a time
-        geo, key, done = prepare_store(index, out, options, overwrite=overwrite)
+    with _writing(out), store_lock(out, "tmkt-data convert"):  # one writer at a time
+        geo, key, done, damaged = prepare_store(index, out, options, overwrite=overwrite)
         index_light = replace(index, samples=[])
         jobs = []
         for k in range(geo.n_shards):
@@ -522,6 +652,7 @@ def convert(
             events=totals["events"],
             seconds=time.perf_counter() - t0,
             failures=failures,
+            repaired=[damaged[k] for k in sorted(damaged)],
         )
 
 

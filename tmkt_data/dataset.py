@@ -27,7 +27,9 @@ Splits (``split=``):
 
 Samples are visited in ascending store order (``ds.indices``); the frames are
 decoded straight from the shard files (:class:`tmkt_data.store.ShardReader`)
-and cast to float32. The dataset is picklable and opens nothing until it is
+and cast to float32; every byte read (frames chunks, ``rgb/images`` chunks, the per-sample
+arrays) is checked against its recorded crc32c, and a mismatch or a missing file raises
+:class:`~tmkt_data.store.StoreError` naming the file and ``tmkt-data verify``. The dataset is picklable and opens nothing until it is
 read, in the process that reads, so it works with DataLoader workers.
 """
 
@@ -122,7 +124,8 @@ class FrameDataset:
             out) when it was read (plain split names on a paired store, or ``rgb=True``), else None.
 
     Raises:
-        StoreError: the store is missing, not a tmkt store, or incomplete.
+        StoreError: the store is missing, not a tmkt store, or incomplete; when reading, a file
+            that is missing or does not match its recorded checksum.
         PairingError: the store's pairing index is inconsistent (from ``read_pairs``).
         DatasetError: an unknown split, ``"val"`` or ``rgb=True`` on an unpaired store.
     """

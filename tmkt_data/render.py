@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
 
 from tmkt_data.errors import TmktError
+from tmkt_data.outputs import cannot_write, check_writable
 
 ON_RGB = np.array([255, 80, 40], dtype=np.float32)  # warm red-orange
 OFF_RGB = np.array([40, 170, 255], dtype=np.float32)  # sky blue
@@ -40,15 +42,21 @@ def save_frames_image(
     t, h, w, _ = rgb.shape
     scale = scale or max(1, 256 // max(h, w))
     images = [Image.fromarray(fr).resize((w * scale, h * scale), Image.NEAREST) for fr in rgb]
-    out.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(out)
     tmp = out.with_name(out.name + ".tmp")
-    if suffix == ".gif":
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=150, loop=0)
-    else:
-        gap = 2
-        strip = Image.new("RGB", (t * (w * scale + gap) - gap, h * scale), (255, 255, 255))
-        for i, im in enumerate(images):
-            strip.paste(im, (i * (w * scale + gap), 0))
-        strip.save(tmp, format="PNG")
-    tmp.replace(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".gif":
+            images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=150, loop=0)
+        else:
+            gap = 2
+            strip = Image.new("RGB", (t * (w * scale + gap) - gap, h * scale), (255, 255, 255))
+            for i, im in enumerate(images):
+                strip.paste(im, (i * (w * scale + gap), 0))
+            strip.save(tmp, format="PNG")
+        tmp.replace(out)
+    except OSError as err:  # a full disk: one line, and no half-written picture left
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise cannot_write(out, err) from None
     return out

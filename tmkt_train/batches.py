@@ -38,7 +38,11 @@ index order.
 
 :class:`~tmkt_data.store.ShardReader` decodes shard files directly (the index at the file's end,
 one Blosc decompression per sample) when ``frames`` has tmkt's codec layout and
-reads through ``zarr`` otherwise; it is opened lazily in the process that reads.
+reads through ``zarr`` otherwise; it is opened lazily in the process that reads. It checks
+every sample chunk against the crc32c recorded in its shard's completion record
+(``docs/store-format.md``, Checksums): a damaged or missing shard stops the iteration with a
+one-line :class:`~tmkt_data.store.StoreError` naming the file and ``tmkt-data verify`` (from a
+DataLoader worker too), before the batch holding the sample is made.
 With ``persistent_workers=True`` the workers keep the epoch they were started
 with: use the default ``persistent_workers=False`` so ``set_epoch`` reaches them.
 """
@@ -189,7 +193,8 @@ class StoreBatches(IterableDataset):
             Memory: about this many compressed shards per DataLoader worker.
 
     Raises:
-        StoreError: store missing, not a tmkt store or incomplete.
+        StoreError: store missing, not a tmkt store or incomplete; while iterating, a shard file
+            or record that is missing or does not match its checksums.
         ValueError: bad batch_size, mix_shards, seed, rank/world_size, or an index
             outside the store.
     """

@@ -87,6 +87,20 @@ def _check_keys(where: str, table: dict[str, Any], allowed: set[str]) -> None:
         )
 
 
+def _check_steps(p: Path, data: dict[str, Any]) -> None:
+    """Check the [synth] and [convert] values the way their steps will read them (one line each)."""
+    from tmkt_data.convert import ConvertOptions
+    from tmkt_data.layouts import LAYOUTS
+    from tmkt_data.synth import SynthJob
+
+    if data.get("synth") is not None:
+        SynthJob.from_mapping(data["synth"], f"{p} [synth]")
+    c = data["convert"]
+    if c["dataset"] not in LAYOUTS:
+        raise PipelineError(f"{p} [convert] dataset = {c['dataset']!r}: expected one of {', '.join(LAYOUTS)}")
+    ConvertOptions.from_mapping({k: v for k, v in c.items() if k != "dataset"}, f"{p} [convert]")
+
+
 def load_pipeline(path: str | Path, *, out: str | Path | None = None) -> Recipe:
     """Read and check a pipeline recipe."""
     p = Path(path)
@@ -113,14 +127,19 @@ def load_pipeline(path: str | Path, *, out: str | Path | None = None) -> Recipe:
     if not runs:
         raise PipelineError(f"{p}: no [[runs]]")
     make_config(data.get("train", {}))  # unknown training keys fail here, before any work
-    filters = data.get("convert", {}).get("filters", [])
-    if isinstance(filters, list) and all(isinstance(f, str) for f in filters):
-        from tmkt_data.filters import parse_filters
-
-        parse_filters(filters)  # a bad filter fails here, not after synth
+    _check_steps(p, data)  # so do bad [synth] and [convert] values: nothing runs before they are right
     for i, run in enumerate(runs):
         if "name" not in run or "method" not in run:
             raise PipelineError(f"{p} [[runs]] #{i + 1}: needs name and method")
+        seeds = run.get("seeds", [0])
+        if (
+            not isinstance(seeds, list)
+            or not seeds
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in seeds)
+        ):
+            raise PipelineError(
+                f"{p} [[runs]] #{i + 1} seeds = {seeds!r}: expected a list of integers >= 0, like [0, 1, 2]"
+            )
         make_config({**data.get("train", {}), **{k: v for k, v in run.items() if k not in RUN_KEYS}},
                     method=run["method"])  # fmt: skip
     name = head.get("name", p.stem)
@@ -146,8 +165,7 @@ def _say(msg: str, log: Callable[[str], None] | None) -> None:
 
 def synth_step(recipe: Recipe, raw: Path, log: Callable[[str], None] | None) -> None:
     """Simulate the raw tree unless one made with the same parameters is there."""
-    from tmkt_data.rgb import load_rgb
-    from tmkt_data.synth import SIM_OPTIONS, params_from_options, parse_per_class, synthesize_tree
+    from tmkt_data.synth import SynthJob
 
     s = dict(recipe.synth or {})
     want = {k: s.get(k) for k in sorted(SYNTH_KEYS)}
@@ -155,52 +173,27 @@ def synth_step(recipe: Recipe, raw: Path, log: Callable[[str], None] | None) -> 
     if stamp.exists() and json.loads(stamp.read_text()) == want:
         _say(f"synth: {raw} is up to date, skipped", log)
         return
-    params = params_from_options({k: s.get(k) for k in SIM_OPTIONS})
-    per_class = parse_per_class(s.get("per_class"), f"{recipe.path} [synth] per_class")
-    kind = s.get("rgb_kind", "digits")
-    root = s.get("rgb_root")
-    options = dict(s.get("options") or {})
-    rgb = load_rgb(kind, None if root in (None, "-") else root, **options)
-    limit = None if s.get("limit") is None else int(s["limit"])
-    sub, chosen = rgb.selected(per_class, limit)
-    n = len(chosen)
+    job = SynthJob.from_mapping(s, f"{recipe.path} [synth]")
     t0 = time.perf_counter()
-    synthesize_tree(
-        sub.images, list(sub.labels), rgb.class_names, list(sub.split), list(sub.source_ids),
-        raw, params, layout=s.get("layout", "folder"), file_format=s.get("format", "atis_bin"),
-        source={"kind": rgb.kind, "root": rgb.root, "options": options, "images": n, "per_class": per_class,
-                "limit": limit, "info": rgb.info},
-        overwrite=True, indices=chosen,
-    )  # fmt: skip
+    res = job.run(raw, overwrite=True)
     stamp.write_text(json.dumps(want))
-    _say(f"synth: {n} {kind} images -> {raw} in {time.perf_counter() - t0:.1f} s", log)
+    _say(f"synth: {res['images']} {job.rgb_kind} images -> {raw} in {time.perf_counter() - t0:.1f} s", log)
+
+
+def convert_options(recipe: Recipe) -> Any:
+    """The recipe's checked :class:`~tmkt_data.convert.ConvertOptions` (its ``[convert]`` table)."""
+    from tmkt_data.convert import ConvertOptions
+
+    table = {k: v for k, v in recipe.convert.items() if k != "dataset"}
+    return ConvertOptions.from_mapping(table, f"{recipe.path} [convert]")
 
 
 def convert_step(recipe: Recipe, raw: Path, store: Path, log: Callable[[str], None] | None) -> None:
-    from tmkt_data.convert import ConvertOptions, convert
+    from tmkt_data.convert import convert
 
-    c = recipe.convert
-    size = c.get("size")
-    filters = c.get("filters", [])  # "name=value" strings, applied in order; convert checks each
-    if isinstance(filters, str):
-        filters = [filters]
-    if not isinstance(filters, list) or not all(isinstance(f, str) for f in filters):
-        raise PipelineError(
-            f'[convert] filters = {filters!r}: expected a list of strings like "denoise=5000"'
-        )
-    opts = ConvertOptions(
-        frames=int(c.get("frames", 10)),
-        split_by=c.get("split_by", "number"),
-        remainder=c.get("remainder", "last"),
-        size=(tuple(size) if isinstance(size, list) else (int(size), int(size))) if size else None,
-        resize=c.get("resize", "bilinear"),
-        dtype=c.get("dtype", "auto"),
-        shard_samples=c.get("shard_samples"),
-        layout_options=dict(c.get("options", {})),
-        filters=tuple(filters),
-    )
+    opts = convert_options(recipe)
     t0 = time.perf_counter()
-    res = convert(c["dataset"], raw, store, opts, overwrite=True)
+    res = convert(recipe.convert["dataset"], raw, store, opts, overwrite=True)
     if res.shards_done_before == res.shards_total:
         _say(f"convert: {store} is up to date, skipped", log)
     else:
@@ -212,53 +205,34 @@ def convert_step(recipe: Recipe, raw: Path, store: Path, log: Callable[[str], No
 
 
 def pair_settings(recipe: Recipe, rgb_root: str | None) -> dict[str, Any]:
-    """The [pair] table with defaults filled in (``val_fraction`` None when only ``val_per_class`` is given)."""
-    p = recipe.pair
-    only_per_class = "val_per_class" in p and "val_fraction" not in p
-    return {
-        "rgb_kind": p["rgb_kind"],
-        "rgb_root": rgb_root if rgb_root is not None else p.get("rgb_root"),
-        "val_fraction": None if only_per_class else float(p.get("val_fraction", 0.1)),
-        "val_per_class": p.get("val_per_class"),
-        "dvs_fraction": float(p.get("dvs_fraction", 1.0)),
-        "dvs_per_class": p.get("dvs_per_class"),
-        "exclude_eval_sources": p.get("exclude_eval_sources", True),
-        "seed": int(p.get("seed", 0)),
-        "instance": bool(p.get("instance", False)),
-        "class_map": p.get("class_map"),
-        "options": dict(p.get("options", {})),
-        "grayscale": bool(p.get("grayscale", False)),
-        "drop_unmatched": bool(p.get("drop_unmatched", False)),
-        "split_array": str(p.get("split_array", "split")),
-    }
+    """The [pair] table checked (each key as its ``tmkt-data pair`` flag) with defaults filled in
+    (``val_fraction`` None when only ``val_per_class`` is given): what ``pairs/`` records as
+    ``pipeline_settings``. ``rgb_root``, when given, replaces the recipe's."""
+    from tmkt_data.pairing import PairSettings
+
+    return PairSettings.from_mapping(recipe.pair, rgb_root=rgb_root).to_mapping()
 
 
 def pair_step(store: Path, settings: dict[str, Any], log: Callable[[str], None] | None) -> str:
-    """Pair the store unless its index was made with the same settings; returns the pairing id."""
-    from tmkt_data.pairing import pair_store
+    """Pair the store unless its index was made with the same settings (:func:`pair_settings`);
+    returns the pairing id."""
+    from tmkt_data.pairing import PairSettings, pair_with_settings
     from tmkt_data.rgb import EMBEDDED_SOURCES
-    from tmkt_data.store import read_group_attrs
+    from tmkt_data.store import read_group_attrs, verify_groups
 
+    pair = PairSettings.from_mapping(settings)
+    record = pair.to_mapping()
     done = read_group_attrs(store, "pairs")
-    if done is not None and done.get("pipeline_settings") == settings:
+    # same settings and rgb/, pairs/ intact (their checksums): else pairing again rewrites them
+    if done is not None and done.get("pipeline_settings") == record and not verify_groups(store):
         _say(f"pair: {store}/pairs is up to date, skipped", log)
         return str(done["pairing_id"])
-    root = settings["rgb_root"]
-    if settings["rgb_kind"] not in EMBEDDED_SOURCES and root in (None, "-"):
-        raise PipelineError(f"pair: the {settings['rgb_kind']} images are needed; pass --rgb-root FOLDER")
+    if pair.rgb_kind not in EMBEDDED_SOURCES and pair.rgb_root in (None, "-"):
+        raise PipelineError(f"pair: the {pair.rgb_kind} images are needed; pass --rgb-root FOLDER")
     t0 = time.perf_counter()
-    report = pair_store(
-        store, settings["rgb_kind"], None if root in (None, "-") else root,
-        class_map=settings["class_map"], drop_unmatched=settings["drop_unmatched"],
-        val_fraction=settings["val_fraction"], dvs_fraction=settings["dvs_fraction"], seed=settings["seed"],
-        val_per_class=settings.get("val_per_class"), dvs_per_class=settings.get("dvs_per_class"),
-        exclude_eval_sources=settings.get("exclude_eval_sources", True),
-        instance=settings["instance"], encode_mode="gray" if settings["grayscale"] else "hsv_v",
-        rgb_options=settings["options"] or None, split_array=settings["split_array"],
-        extra_attrs={"pipeline_settings": settings},
-    )  # fmt: skip
+    report = pair_with_settings(store, pair, extra_attrs={"pipeline_settings": record})
     totals = report.split_counts
-    _say(f"pair: {settings['rgb_kind']} -> {store}/pairs {totals} in {time.perf_counter() - t0:.1f} s", log)
+    _say(f"pair: {pair.rgb_kind} -> {store}/pairs {totals} in {time.perf_counter() - t0:.1f} s", log)
     return str(report.pairing_id)
 
 
@@ -366,26 +340,36 @@ def train_many(
     threads: int | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = print,
+    on_result: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Train (or skip, or resume) every configuration; summaries in the same order.
 
     ``jobs > 1`` runs that many at once in separate processes (no progress bars). A run's
     numbers depend on its number of torch threads, not on ``jobs``: give ``threads`` to make
-    them the same however the runs are scheduled.
+    them the same however the runs are scheduled. ``on_result(i, summary)`` is called as
+    run ``i`` finishes (a long study can save what it has).
     """
+    out: list[dict[str, Any]] = []
     if jobs <= 1 or len(cfgs) <= 1:
-        out = []
-        return [_train_with_threads(cfg, threads, progress, log) for cfg in cfgs]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_train_with_threads, cfg, threads, False) for cfg in cfgs]
-        out: list[dict[str, Any]] = []
-        for cfg, fut in zip(cfgs, futures, strict=True):
-            out.append(fut.result())
-            _say(f"train: {cfg.method} seed {cfg.seed} -> {cfg.out}: done in {out[-1]['step_s']:.0f} s", log)
+        for i, cfg in enumerate(cfgs):
+            out.append(_train_with_threads(cfg, threads, progress, log))
+            if on_result is not None:
+                on_result(i, out[-1])
         return out
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    done: dict[int, dict[str, Any]] = {}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_train_with_threads, cfg, threads, False): i for i, cfg in enumerate(cfgs)}
+        for fut in as_completed(futures):
+            i = futures[fut]
+            done[i] = fut.result()
+            cfg = cfgs[i]
+            _say(f"train: {cfg.method} seed {cfg.seed} -> {cfg.out}: done in {done[i]['step_s']:.0f} s", log)
+            if on_result is not None:
+                on_result(i, done[i])
+    return [done[i] for i in range(len(cfgs))]
 
 
 def aggregate(rows: list[dict[str, Any]], key: str = "test_acc_at_best") -> list[dict[str, Any]]:

@@ -14,7 +14,10 @@ store folder.
 - :mod:`~tmkt_data.store.groups`: the ``rgb/`` and ``pairs/`` groups (:class:`GroupsWriter`)
   and a read-only :class:`StoreView`;
 - :mod:`~tmkt_data.store.lock`: one writer per store (``<store>.lock``);
-- :mod:`~tmkt_data.store.info` and :mod:`~tmkt_data.store.verify`: ``inspect`` and ``verify``.
+- :mod:`~tmkt_data.store.checksums`: the crc32c of every file, recorded when written and
+  checked when read (:class:`~tmkt_data.store.checksums.CheckedStore`);
+- :mod:`~tmkt_data.store.info` and :mod:`~tmkt_data.store.verify`: ``inspect``, ``verify`` and
+  the repair checks of ``convert`` (:func:`check_shards`) and the pipeline (:func:`verify_groups`).
 """
 
 from tmkt_data.store.arrays import (
@@ -28,6 +31,7 @@ from tmkt_data.store.core import (
     STORE_FORMAT,
     STORE_FORMAT_VERSION,
     StoreError,
+    damaged_metadata,
     file_sha256,
     is_store,
     params_hash,
@@ -48,20 +52,23 @@ from tmkt_data.store.groups import GroupsWriter, StoreView, read_group_attrs, rg
 from tmkt_data.store.info import dir_bytes, store_summary
 from tmkt_data.store.lock import StoreLockedError, hold_lock, holds_store_lock, lock_path, store_lock
 from tmkt_data.store.records import completed_shards, read_record, record_path
-from tmkt_data.store.verify import verify_store
+from tmkt_data.store.verify import ShardCheck, check_shards, unchecked_parts, verify_groups, verify_store
 
 __all__ = [
     "SAMPLE_FIELDS",
     "STORE_FORMAT",
     "STORE_FORMAT_VERSION",
     "GroupsWriter",
+    "ShardCheck",
     "ShardReader",
     "StoreError",
     "StoreGeometry",
     "StoreLockedError",
     "StoreView",
+    "check_shards",
     "completed_shards",
     "create_store",
+    "damaged_metadata",
     "dir_bytes",
     "encode_shard",
     "file_sha256",
@@ -85,6 +92,8 @@ __all__ = [
     "shard_file",
     "store_lock",
     "store_summary",
+    "unchecked_parts",
+    "verify_groups",
     "verify_store",
     "write_sample_array",
     "write_shard",

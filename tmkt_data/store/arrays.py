@@ -1,6 +1,8 @@
 """The per-sample arrays (``labels``, ``split``, ``valid``, ``sample_id``, ...): one chunk each,
 written without zarr-python (byte for byte what it writes; ``tests/test_store.py``), and
-:func:`finalize_store`, which gathers the shard records into them and marks the store complete.
+:func:`finalize_store`, which gathers the shard records into them, records the crc32c of each
+array file (``checksums.arrays`` of ``_tmkt``: :mod:`tmkt_data.store.checksums`) and marks the
+store complete.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 import numpy as np
 import zarr
 
+from tmkt_data.store.checksums import crc32c, update_manifest
 from tmkt_data.store.core import StoreError, replace_file
 from tmkt_data.store.frames import geometry_of
 from tmkt_data.store.records import read_record
@@ -84,27 +87,36 @@ def sample_array_files(values: np.ndarray) -> tuple[dict[str, Any], bytes]:
     return meta, bytes(Zstd(level=0).encode(raw))
 
 
-def write_sample_array(path: Path, name: str, values: np.ndarray) -> None:
+def write_sample_array(path: Path, name: str, values: np.ndarray) -> dict[str, int]:
     """Write (or replace) the per-sample array ``name`` of the store at ``path``: the chunk,
-    then the metadata, each to a temporary name and renamed into place."""
+    then the metadata, each to a temporary name and renamed into place. Returns the crc32c of
+    the files written, keyed by path relative to the store."""
     meta, chunk = sample_array_files(values)
     folder = path / name
     (folder / "c").mkdir(parents=True, exist_ok=True)
+    sums: dict[str, int] = {}
     if values.shape[0]:
         replace_file(folder / "c" / "0", chunk)
-    replace_file(folder / "zarr.json", json.dumps(meta, indent=2).encode())
+        sums[f"{name}/c/0"] = crc32c(chunk)
+    blob = json.dumps(meta, indent=2).encode()
+    replace_file(folder / "zarr.json", blob)
+    sums[f"{name}/zarr.json"] = crc32c(blob)
+    return sums
 
 
 def finalize_store(path: Path, extra_attrs: dict[str, Any] | None = None) -> zarr.Group:
-    """Gather every shard record into the per-sample arrays and mark the store complete."""
+    """Gather every shard record into the per-sample arrays, record their checksums and mark the
+    store complete."""
     group = zarr.open_group(str(path), mode="r+", zarr_format=3)
     geo = geometry_of(group)
     rows: list[dict[str, Any]] = []
+    unchecked = 0  # shards whose record has no checksums (written before them)
     for k in range(geo.n_shards):
         rec = read_record(path, k)
         if rec is None:
             raise StoreError(f"{path}: shard {k} has no completion record; cannot finalise")
         rows.extend(rec["samples"])
+        unchecked += "chunk_crc32c" not in rec
     if len(rows) != geo.n_samples:
         raise StoreError(f"{path}: records hold {len(rows)} samples, expected {geo.n_samples}")
     arrays: dict[str, np.ndarray] = {}
@@ -115,8 +127,10 @@ def finalize_store(path: Path, extra_attrs: dict[str, Any] | None = None) -> zar
         arrays[f"split_{name}"] = np.array(
             [r.get("alt_splits", {}).get(name, "") for r in rows], dtype=object
         )
+    sums = {"frames/zarr.json": crc32c((path / "frames" / "zarr.json").read_bytes())}
     for name, values in arrays.items():  # replaces them when finalising again
-        write_sample_array(path, name, values)
+        sums.update(write_sample_array(path, name, values))
+    update_manifest(path, {"arrays": dict(sorted(sums.items())), "frames_unchecked": unchecked})
     failures = [
         {"sample_id": r["sample_id"], "path": r["source_path"], "reason": r["failure"]}
         for r in rows

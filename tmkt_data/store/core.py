@@ -41,10 +41,31 @@ def is_store(path: Path) -> bool:
     if not meta.is_file():
         return False
     try:
-        attrs = json.loads(meta.read_text()).get("attributes", {})
+        doc = json.loads(meta.read_text())
     except (OSError, ValueError):
         return False
-    return attrs.get("format") == STORE_FORMAT
+    attrs = doc.get("attributes") if isinstance(doc, dict) else None
+    return isinstance(attrs, dict) and attrs.get("format") == STORE_FORMAT
+
+
+def damaged_metadata(path: Path, *, members: bool = False) -> str | None:
+    """What is wrong with the Zarr metadata of the store at ``path``: its ``zarr.json`` (with
+    ``members``, also those of its arrays and groups, two levels down) that cannot be read as a
+    JSON object; None when every one present can."""
+    files = [path / "zarr.json"]
+    if members:
+        files += sorted([*path.glob("*/zarr.json"), *path.glob("*/*/zarr.json")])
+    for f in files:
+        if not f.is_file():
+            continue
+        try:
+            doc = json.loads(f.read_bytes())
+        except (OSError, ValueError) as err:
+            why = err.strerror if isinstance(err, OSError) else "not valid JSON"
+            return f"{f.relative_to(path).as_posix()}: {why}"
+        if not isinstance(doc, dict):
+            return f"{f.relative_to(path).as_posix()}: not a JSON object"
+    return None
 
 
 def replace_file(target: Path, data: bytes, tmp: Path | None = None) -> None:

@@ -13,6 +13,12 @@ shard index at the file's end), it reads the index and the samples' compressed b
 read through ``zarr``. A reader holds no open file between calls; create one per process
 (lazily, in the process that reads). Used by :class:`tmkt_train.batches.StoreBatches`
 (batches) and :class:`tmkt_data.dataset.FrameDataset` (single samples).
+
+Checksums (:mod:`tmkt_data.store.checksums`): :func:`write_shard` records the crc32c of the shard
+file and of each sample's compressed chunk in the shard's completion record; :class:`ShardReader`
+checks every chunk it decodes against it (a missing shard file, a mismatch or a missing record is
+a :class:`StoreError` naming the file and ``tmkt-data verify``), and :func:`open_store` opens the
+store on a :class:`~tmkt_data.store.checksums.CheckedStore`, which checks every file zarr reads.
 """
 
 from __future__ import annotations
@@ -28,8 +34,24 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
-from tmkt_data.store.core import STORE_FORMAT, STORE_FORMAT_VERSION, StoreError, is_store, replace_file
-from tmkt_data.store.records import create_records, write_record
+from tmkt_data.store.checksums import (
+    CheckedStore,
+    checks_enabled,
+    crc32c,
+    damaged,
+    expected_files,
+    read_manifest,
+    warn_unchecked,
+)
+from tmkt_data.store.core import (
+    STORE_FORMAT,
+    STORE_FORMAT_VERSION,
+    StoreError,
+    damaged_metadata,
+    is_store,
+    replace_file,
+)
+from tmkt_data.store.records import create_records, read_record, record_path, write_record
 
 
 def frames_compressor(dtype: str) -> BloscCodec:
@@ -95,13 +117,28 @@ def create_store(
 
 
 def open_store(path: str | os.PathLike[str], *, mode: str = "r", require_complete: bool = True) -> zarr.Group:
-    """Open a tmkt store, checking its format, version and (by default) completeness."""
+    """Open a tmkt store, checking its format, version and (by default) completeness.
+
+    Read-only opens of a complete store (``mode="r"``, ``require_complete``) go through a
+    :class:`~tmkt_data.store.checksums.CheckedStore`: every file zarr reads is checked against
+    its recorded crc32c. A store written without checksums is read unchecked, with a warning
+    (once per store and process).
+    """
     p = Path(path)
     if not p.exists():
         raise StoreError(f"{p}: no such store")
+    damage = damaged_metadata(p, members=require_complete)  # readers would meet a JSON traceback
+    if damage is not None:
+        raise StoreError(f"{p}: damaged store ({damage}); delete it and convert again")
     if not is_store(p):
         raise StoreError(f"{p}: not a tmkt store (expected a Zarr v3 group with format={STORE_FORMAT!r})")
-    group = zarr.open_group(str(p), mode=mode, zarr_format=3)
+    manifest = None
+    if mode == "r" and require_complete:  # an incomplete store is read for its attributes only
+        manifest = read_manifest(p)
+        sums, prefixes = expected_files(p, manifest)
+        group = zarr.open_group(store=CheckedStore(p, sums, prefixes), mode="r", zarr_format=3)
+    else:
+        group = zarr.open_group(str(p), mode=mode, zarr_format=3)
     version = group.attrs.get("format_version")
     if version != STORE_FORMAT_VERSION:
         raise StoreError(
@@ -111,6 +148,8 @@ def open_store(path: str | os.PathLike[str], *, mode: str = "r", require_complet
         raise StoreError(
             f"{p}: conversion did not finish (status {group.attrs.get('status')!r}); run it again"
         )
+    if mode == "r" and require_complete:
+        warn_unchecked(p, manifest)
     return group
 
 
@@ -138,22 +177,46 @@ def encode_shard(frames: np.ndarray, shard_samples: int, dtype: str) -> bytes:
     reads them: each sample Blosc-compressed (the array's ``bytes`` + ``blosc`` codecs), then the
     index of (offset, length) uint64 pairs, one per inner chunk (all ones for chunks not
     present), then its crc32c, all little-endian."""
+    return _encode_shard(frames, shard_samples, dtype)[0]
+
+
+def _encode_shard(frames: np.ndarray, shard_samples: int, dtype: str) -> tuple[bytes, list[int]]:
+    """:func:`encode_shard`'s bytes and the crc32c of each sample's compressed chunk."""
     import google_crc32c
     from numcodecs import blosc
 
     cname, clevel, shuffle = _blosc_settings(dtype)
     le = np.dtype(dtype).newbyteorder("<")
     index = np.full((shard_samples, 2), np.iinfo(np.uint64).max, dtype="<u8")
-    parts, offset = [], 0
+    parts, sums, offset = [], [], 0
     for i in range(frames.shape[0]):
         enc = blosc.compress(np.ascontiguousarray(frames[i], dtype=le), cname, clevel, shuffle, 0)
         index[i] = (offset, len(enc))
         parts.append(enc)
+        sums.append(int(google_crc32c.value(enc)))
         offset += len(enc)
     raw_index = index.tobytes()
     parts.append(raw_index)
     parts.append(google_crc32c.value(raw_index).to_bytes(4, "little"))
-    return b"".join(parts)
+    return b"".join(parts), sums
+
+
+def shard_chunk_crc32c(blob: bytes, shard_samples: int) -> list[int | None]:
+    """crc32c of each inner chunk of a shard file's bytes, found through its index (None: chunk
+    not stored); adds checksums to the record of a shard written before them."""
+    tail = 16 * shard_samples + 4
+    if len(blob) < tail:
+        raise ValueError("shorter than the shard index")
+    index = np.frombuffer(blob[len(blob) - tail : len(blob) - 4], dtype="<u8").reshape(shard_samples, 2)
+    out: list[int | None] = []
+    for off, n in index.tolist():
+        if off == 2**64 - 1:
+            out.append(None)
+        elif off + n > len(blob) - tail:
+            raise ValueError("a chunk extends past the shard data")
+        else:
+            out.append(crc32c(blob[off : off + n]))
+    return out
 
 
 def write_shard(path: Path, k: int, frames: np.ndarray, samples: list[dict[str, Any]], key: str) -> dict:
@@ -167,7 +230,7 @@ def write_shard(path: Path, k: int, frames: np.ndarray, samples: list[dict[str, 
     after the shard file: a crash never leaves a record for a missing shard.
     """
     geo = geometry_of(zarr.open_group(str(path), mode="r", zarr_format=3))
-    blob = encode_shard(np.asarray(frames), geo.shard_samples, geo.dtype)
+    blob, chunk_sums = _encode_shard(np.asarray(frames), geo.shard_samples, geo.dtype)
     sfile = shard_file(path, k)
     sfile.parent.mkdir(parents=True, exist_ok=True)
     replace_file(sfile, blob)
@@ -176,6 +239,8 @@ def write_shard(path: Path, k: int, frames: np.ndarray, samples: list[dict[str, 
         "start": k * geo.shard_samples,
         "params_hash": key,
         "shard_sha256": hashlib.sha256(blob).hexdigest(),
+        "shard_crc32c": crc32c(blob),
+        "chunk_crc32c": chunk_sums,
         "samples": samples,
     }
     write_record(path, k, record)
@@ -257,18 +322,45 @@ class FetchedShard:
 
 
 class ShardReader:
-    """Reads the samples of one shard file at a time (see :meth:`fetch`); one per process."""
+    """Reads the samples of one shard file at a time (see :meth:`fetch`); one per process.
+
+    Every sample chunk read is checked against the crc32c in its shard's completion record
+    (records are read once per shard and reader); shards whose record has no checksums
+    (written before them) are read unchecked. A missing shard file, a missing or damaged
+    record, or a mismatch is a :class:`StoreError` naming the file and ``tmkt-data verify``.
+    """
 
     def __init__(self, path: Path, frame_shape: tuple[int, ...], dtype: str, shard_samples: int) -> None:
         self.path = path
         self.frame_shape = tuple(frame_shape)
         self.shard_samples = shard_samples
-        meta = json.loads((path / "frames" / "zarr.json").read_text())
+        meta_file = path / "frames" / "zarr.json"
+        raw_meta = meta_file.read_bytes()
+        if checks_enabled():
+            expected = ((read_manifest(path) or {}).get("arrays") or {}).get("frames/zarr.json")
+            if expected is not None and crc32c(raw_meta) != int(expected):
+                raise damaged(meta_file, "checksum mismatch", path)
+        meta = json.loads(raw_meta)
         self.layout = _direct_layout(meta, self.frame_shape, shard_samples)
         self.dtype = self.layout["dtype"] if self.layout else np.dtype(dtype)
         self.sample_bytes = int(np.prod(self.frame_shape)) * self.dtype.itemsize
         self._zarr: Any = None
         self._files: dict[int, Path] = {}  # shard -> file (pathlib joins cost ~10 us per read)
+        self._sums: dict[int, list[int | None] | None] = {}  # shard -> chunk crc32c (None: unchecked)
+
+    def chunk_sums(self, k: int) -> list[int | None] | None:
+        """The recorded crc32c of shard ``k``'s sample chunks (None: written before checksums)."""
+        if k in self._sums:
+            return self._sums[k]
+        rec = read_record(self.path, k)
+        where = record_path(self.path, k)
+        if rec is None:
+            raise damaged(where, f"completion record of frames shard {k} missing or damaged", self.path)
+        sums = rec.get("chunk_crc32c")
+        if sums is not None and len(sums) not in (self.shard_samples, len(rec.get("samples", []))):
+            raise damaged(where, f"the record of frames shard {k} lists {len(sums)} chunks", self.path)
+        self._sums[k] = sums
+        return sums
 
     def read(self, k: int, rows: np.ndarray) -> np.ndarray:
         """Frames ``(len(rows), T, 2, H, W)`` of shard ``k``'s local sample rows, in the order given."""
@@ -290,9 +382,7 @@ class ShardReader:
 
     def _read_zarr(self, k: int, rows: np.ndarray) -> np.ndarray:
         if self._zarr is None:
-            import zarr
-
-            self._zarr = zarr.open_group(str(self.path), mode="r")["frames"]
+            self._zarr = open_store(self.path)["frames"]  # checked through the store's records
         start = k * self.shard_samples
         lo, hi = int(rows.min()), int(rows.max()) + 1
         block = np.asarray(self._zarr[start + lo : start + hi])
@@ -305,34 +395,52 @@ class ShardReader:
         sfile = got.sfile
         got.offsets = np.full(len(rows), -1, dtype=np.int64)  # -1: chunk not stored (fill value)
         got.lengths = np.zeros(len(rows), dtype=np.int64)
+        sums = self.chunk_sums(k) if checks_enabled() else None
         try:
             fd = os.open(sfile, os.O_RDONLY)
         except FileNotFoundError:
-            return  # zarr does not write a shard whose chunks all equal the fill value
+            # tmkt writes every shard file (zarr leaves out an all-fill shard: not in a tmkt store)
+            raise damaged(sfile, f"missing (frames shard {k})", self.path) from None
         try:
             size = os.fstat(fd).st_size
             tail = 16 * n_index + (4 if self.layout["crc"] else 0)
             if size < tail:
-                raise StoreError(f"{sfile}: {size} bytes, shorter than its {tail}-byte index; run verify")
+                raise damaged(sfile, f"{size} bytes, shorter than its {tail}-byte index", self.path)
             raw_index = os.pread(fd, tail, size - tail)
             if self.layout["crc"]:
-                import google_crc32c
-
-                crc = np.uint32(google_crc32c.value(raw_index[:-4])).tobytes()
+                crc = np.uint32(crc32c(raw_index[:-4])).tobytes()
                 if crc != raw_index[-4:]:
-                    raise StoreError(f"{sfile}: shard index checksum mismatch; run tmkt-data verify")
+                    raise damaged(sfile, "shard index checksum mismatch", self.path)
             index = np.frombuffer(raw_index, dtype="<u8", count=2 * n_index).reshape(n_index, 2)
             sel = index[rows]
             present = sel[:, 0] != _EMPTY
             if not present.any():
+                if sums is not None:
+                    raise damaged(sfile, "the shard index lists none of the samples read", self.path)
                 return
             starts, lengths = sel[present, 0].astype(np.int64), sel[present, 1].astype(np.int64)
             base = int(starts.min())
             end = int((starts + lengths).max())
             if end > size - tail:
-                raise StoreError(f"{sfile}: chunk extends past the shard data; run tmkt-data verify")
-            got.buf = memoryview(os.pread(fd, end - base, base))
+                raise damaged(sfile, "chunk extends past the shard data", self.path)
+            raw = os.pread(fd, end - base, base)
         finally:
             os.close(fd)
         got.offsets[present] = starts - base
         got.lengths[present] = lengths
+        if sums is not None:
+            self._check_chunks(sfile, raw, rows, got, sums)
+        got.buf = memoryview(raw)
+
+    def _check_chunks(
+        self, sfile: Path, raw: bytes, rows: np.ndarray, got: FetchedShard, sums: list[int | None]
+    ) -> None:
+        """Every chunk of ``rows`` in ``raw`` has its recorded crc32c."""
+        for a, n, row in zip(got.offsets.tolist(), got.lengths.tolist(), rows.tolist(), strict=True):
+            want = sums[row] if row < len(sums) else None
+            if a < 0:
+                if want is not None:
+                    raise damaged(sfile, f"chunk of sample row {row} missing from the shard index", self.path)
+                continue
+            if want is None or crc32c(raw[a : a + n]) != want:
+                raise damaged(sfile, f"checksum mismatch in the chunk of sample row {row}", self.path)

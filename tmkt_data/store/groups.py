@@ -5,7 +5,9 @@ inside the store, then renamed into place (an existing ``rgb/``/``pairs/`` is re
 ``_rgb_old/``/``_pairs_old/`` and deleted afterwards); a failed run removes its temporary
 groups and leaves the store as it was. ``rgb/images`` is float16 in chunks of about 1 MiB
 (:func:`rgb_chunk`), Blosc zstd 5 bit-shuffle (:func:`rgb_compressor`); the 1-D index
-arrays are one chunk each (zarr-python's default codecs).
+arrays are one chunk each (zarr-python's default codecs). Before the rename, the crc32c of
+every file of both groups is recorded in ``checksums.groups`` of ``_tmkt``
+(:mod:`tmkt_data.store.checksums`); reads through :func:`open_store` check them.
 
 Reading (:class:`StoreView`): a read-only view of a store's attributes, members and
 arrays, for the pairing code and the training side, which never open Zarr themselves.
@@ -23,6 +25,8 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
+from tmkt_data.store.checksums import tree_crc32c, update_manifest
+from tmkt_data.store.core import StoreError
 from tmkt_data.store.frames import open_store
 
 GROUP_NAMES = ("rgb", "pairs")
@@ -126,10 +130,16 @@ class GroupsWriter:
             out[:] = arr
 
     def commit(self, attrs: dict[str, dict[str, Any]]) -> None:
-        """Set each group's attributes (``{"rgb": {...}, "pairs": {...}}``, JSON values), then
-        rename the groups into place, replacing any earlier ``rgb/`` and ``pairs/``."""
+        """Set each group's attributes (``{"rgb": {...}, "pairs": {...}}``, JSON values), record the
+        crc32c of every file of both groups, then rename the groups into place, replacing any
+        earlier ``rgb/`` and ``pairs/``."""
         for name in GROUP_NAMES:
             self._groups[name].attrs.update(attrs.get(name, {}))
+        files: dict[str, int] = {}
+        for name in GROUP_NAMES:
+            files.update(tree_crc32c(self.store, _TMP[name], rename=name))
+        pairing_id = attrs.get("rgb", {}).get("pairing_id")
+        update_manifest(self.store, {"groups": {"pairing_id": pairing_id, "files": files}})
         self._swap_in()
         self._committed = True
 
@@ -194,6 +204,10 @@ class StoreView:
 
 
 def read_group_attrs(store: str | os.PathLike[str], name: str) -> dict[str, Any] | None:
-    """The attributes of the store's group ``name`` (e.g. ``"pairs"``), or None without one."""
+    """The attributes of the store's group ``name`` (e.g. ``"pairs"``), or None without one or when
+    its metadata is damaged (the group is then as good as absent: ``tmkt-data pair`` rewrites it)."""
     view = StoreView(store, require_complete=False)
-    return view.group_attrs(name) if view.is_group(name) else None
+    try:
+        return view.group_attrs(name) if view.is_group(name) else None
+    except (StoreError, ValueError, KeyError, TypeError):  # unreadable metadata
+        return None

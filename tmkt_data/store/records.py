@@ -1,6 +1,9 @@
 """Per-shard completion records: written after each shard file, gathered when the store is finalised.
 
-A record is the JSON ``{shard, start, params_hash, shard_sha256, samples}``. The records
+A record is the JSON ``{shard, start, params_hash, shard_sha256, shard_crc32c, chunk_crc32c,
+samples, record_crc32c}``: the shard file's sha256 and crc32c, the crc32c of each sample's
+compressed chunk in it (``tmkt_data/store/checksums.py``), and the crc32c of the record itself
+(of its canonical JSON without that key), so a damaged record counts as missing. The records
 are the elements of the string array ``_tmkt/shard_records`` (shape ``(n_shards,)``, one
 chunk per shard, codec ``vlen-utf8`` only): a valid Zarr member, so zarr-python iterates
 the store without warnings, and plain zarr reads record k as
@@ -20,6 +23,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import google_crc32c
 import numpy as np
 
 from tmkt_data.store.core import replace_file
@@ -77,11 +81,17 @@ def decode_record(blob: bytes) -> str | None:
         return None
 
 
+def _record_crc(record: dict[str, Any]) -> int:
+    """crc32c of a record's canonical JSON, without its own ``record_crc32c``."""
+    rest = {k: v for k, v in record.items() if k != "record_crc32c"}
+    return int(google_crc32c.value(json.dumps(rest, sort_keys=True, separators=(",", ":")).encode()))
+
+
 def write_record(path: Path, k: int, record: dict[str, Any]) -> None:
-    """Write shard ``k``'s record (to a temporary name, then renamed into place)."""
+    """Write shard ``k``'s record (to a temporary name, then renamed into place), with its crc32c."""
     target = record_path(path, k)
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(record)
+    text = json.dumps({**record, "record_crc32c": _record_crc(record)})
     if legacy_layout(path):
         replace_file(target, text.encode(), tmp=target.with_suffix(".json.tmp"))
     else:
@@ -89,7 +99,9 @@ def write_record(path: Path, k: int, record: dict[str, Any]) -> None:
 
 
 def read_record(path: Path, k: int) -> dict | None:
-    """Shard ``k``'s completion record, or None if the shard is not complete."""
+    """Shard ``k``'s completion record, or None if the shard is not complete (no record, a torn
+    one, or one whose ``record_crc32c`` does not match: damaged). Records written before
+    checksums (no ``record_crc32c``) are returned unchecked."""
     legacy = legacy_layout(path)
     try:
         blob = record_path(path, k).read_bytes()
@@ -100,7 +112,12 @@ def read_record(path: Path, k: int) -> dict | None:
         rec = json.loads(text) if text else None
     except ValueError:
         return None  # a torn record counts as not done
-    return rec if isinstance(rec, dict) else None
+    if not isinstance(rec, dict):
+        return None
+    checked = "record_crc32c" in rec or "chunk_crc32c" in rec  # written with checksums
+    if checked and rec.get("record_crc32c") != _record_crc(rec):
+        return None  # damaged: counts as not done
+    return rec
 
 
 def completed_shards(path: Path, n_shards: int, key: str) -> set[int]:

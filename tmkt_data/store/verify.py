@@ -1,54 +1,217 @@
-"""Integrity check of a finished store (``tmkt-data verify``): records, shard hashes, decoding, arrays."""
+"""Integrity checks of a store against its recorded checksums: ``tmkt-data verify``
+(:func:`verify_store`), the repair check of ``tmkt-data convert`` (:func:`check_shards`) and the
+one of the pipeline's pair step (:func:`verify_groups`).
+
+Every problem is one line naming the file and the fix: re-running the same ``tmkt-data convert``
+command re-converts exactly the damaged shards and rewrites the per-sample arrays; re-running
+``tmkt-data pair`` rewrites ``rgb/`` and ``pairs/``.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import zarr
 
-from tmkt_data.store.core import file_sha256
-from tmkt_data.store.frames import geometry_of, open_store, shard_file
-from tmkt_data.store.records import read_record
+from tmkt_data.store.checksums import (
+    CONVERT_FIX,
+    PAIR_FIX,
+    crc32c,
+    file_crc32c,
+    group_present,
+    read_manifest,
+)
+from tmkt_data.store.checksums import unchecked_parts as _unchecked
+from tmkt_data.store.frames import geometry_of, open_store, shard_chunk_crc32c, shard_file
+from tmkt_data.store.records import read_record, record_path, write_record
+
+
+@dataclass
+class ShardCheck:
+    """Shards whose record (made with the expected parameters) and file are intact (``done``), and
+    those whose record or file is damaged or missing, with what is wrong (``damaged``)."""
+
+    done: set[int] = field(default_factory=set)
+    damaged: dict[int, str] = field(default_factory=dict)
+
+
+def _shard_problem(path: Path, k: int, rec: dict[str, Any], blob: bytes | None) -> str | None:
+    """What is wrong with shard ``k``'s file (bytes ``blob``, None: missing) given its record."""
+    rel = shard_file(path, k).relative_to(path).as_posix()
+    if blob is None:
+        return f"shard {k}: file {rel} missing"
+    crc = rec.get("shard_crc32c")
+    if crc is not None and crc32c(blob) != int(crc):
+        return f"shard {k}: file {rel} crc32c mismatch"
+    if crc is None and hashlib.sha256(blob).hexdigest() != rec.get("shard_sha256"):
+        return f"shard {k}: file {rel} sha256 mismatch"
+    return None
+
+
+def check_shards(path: Path, n_shards: int, key: str, *, upgrade: bool = False) -> ShardCheck:
+    """Which shards are complete and intact, re-checking each record against its file (crc32c of
+    the whole file, or sha256 for a record written before checksums): what ``convert`` redoes.
+
+    ``upgrade`` (``convert`` holds the store lock) adds the checksums to the intact records of
+    shards written before them, so the store then reads checked.
+    """
+    out = ShardCheck()
+    shard_samples = _shard_samples(path) if upgrade else 0
+    for k in range(n_shards):
+        rec = read_record(path, k)
+        if rec is None:
+            if record_path(path, k).is_file() and record_path(path, k).stat().st_size > 0:
+                rel = record_path(path, k).relative_to(path).as_posix()
+                out.damaged[k] = f"shard {k}: completion record {rel} damaged"
+            continue
+        if rec.get("params_hash") != key:
+            continue
+        try:
+            blob = shard_file(path, k).read_bytes()
+        except FileNotFoundError:
+            blob = None
+        problem = _shard_problem(path, k, rec, blob)
+        if problem is not None:
+            out.damaged[k] = problem
+            continue
+        if upgrade and "chunk_crc32c" not in rec and blob is not None:
+            try:
+                chunks = shard_chunk_crc32c(blob, shard_samples)
+            except ValueError as err:
+                rel = shard_file(path, k).relative_to(path).as_posix()
+                out.damaged[k] = f"shard {k}: file {rel} {err}"
+                continue
+            write_record(path, k, {**rec, "shard_crc32c": crc32c(blob), "chunk_crc32c": chunks})
+        out.done.add(k)
+    return out
+
+
+def _shard_samples(path: Path) -> int:
+    return int(json.loads((path / "zarr.json").read_bytes())["attributes"]["shard_samples"])
+
+
+def _files_problems(path: Path, sums: dict[str, int], prefixes: list[str], what: str) -> list[str]:
+    """Recorded files missing or with another crc32c, and unrecorded files in recorded folders."""
+    problems = []
+    for rel, want in sums.items():
+        try:
+            got = file_crc32c(path / rel)
+        except FileNotFoundError:
+            problems.append(f"{what}: file {rel} missing")
+            continue
+        if got != int(want):
+            problems.append(f"{what}: file {rel} crc32c mismatch")
+    for prefix in prefixes:
+        for dirpath, _dirs, files in os.walk(path / prefix):
+            for name in files:
+                rel = (Path(dirpath) / name).relative_to(path).as_posix()
+                if rel not in sums:
+                    problems.append(f"{what}: file {rel} is not one the store recorded")
+    return problems
+
+
+def verify_groups(path: str | os.PathLike[str]) -> list[str]:
+    """Problems of the store's ``rgb/`` and ``pairs/`` against their recorded checksums (each line
+    naming the fix); empty when both are intact, absent, or written before checksums."""
+    p = Path(path)
+    present = [name for name in ("rgb", "pairs") if group_present(p, name)]
+    if not present:
+        return []
+    manifest = read_manifest(p) or {}
+    groups = manifest.get("groups")
+    if not isinstance(groups, dict) or not isinstance(groups.get("files"), dict):
+        return []  # written before checksums: unchecked
+    files = {k: int(v) for k, v in groups["files"].items()}
+    problems = []
+    for name in ("rgb", "pairs"):
+        if name not in present:
+            problems.append(f"{name}/ missing while {'/ and '.join(present)}/ is present")
+    mine = {k: v for k, v in files.items() if k.split("/", 1)[0] in present}
+    problems += _files_problems(p, mine, [f"{n}/" for n in present], "rgb/ and pairs/")
+    return [f"{line}; {PAIR_FIX}" for line in problems]
+
+
+def unchecked_parts(path: str | os.PathLike[str]) -> list[str]:
+    """What of the store was written without checksums (read unchecked; ``verify`` compares
+    the shards' sha256 and decodes them); empty when everything has checksums."""
+    p = Path(path)
+    return _unchecked(p, read_manifest(p))
 
 
 def verify_store(path: str | os.PathLike[str]) -> list[str]:
-    """Re-check every shard of a store; returns the problems found (empty when sound).
+    """Re-check every file of a store against its records; returns the problems found (empty when
+    sound), each one line naming the file and the fix.
 
-    Checks: the store is complete; each shard has its record, written with the
-    store's parameters; each shard file's sha256 equals the record's; each shard
-    decodes; the per-sample arrays have one entry per sample.
+    Checks: the store is complete; each shard has its record (intact, written with the store's
+    parameters); each shard file's crc32c and sha256 equal the record's, and so do each sample
+    chunk's crc32c; each shard decodes; every recorded file of the per-sample arrays and of
+    ``rgb/``/``pairs/`` has its crc32c and no unrecorded file sits among them; the per-sample
+    arrays have one entry per sample. A store written before checksums gets the checks its
+    records allow (sha256 of the shards, decoding, shapes).
     """
     p = Path(path)
     g = open_store(p)
     geo = geometry_of(g)
     key = g.attrs["params_hash"]
+    raw = zarr.open_group(str(p), mode="r", zarr_format=3)  # unchecked: verify reports, never raises
     problems = []
-    frames = g["frames"]
     for k in range(geo.n_shards):
         rec = read_record(p, k)
+        rel_rec = record_path(p, k).relative_to(p).as_posix()
         if rec is None:
-            problems.append(f"shard {k}: completion record missing or unreadable")
+            problems.append(f"shard {k}: completion record {rel_rec} missing, unreadable or damaged")
             continue
         if rec.get("params_hash") != key:
-            problems.append(f"shard {k}: written with other parameters")
+            problems.append(f"shard {k}: completion record {rel_rec} written with other parameters")
         sfile = shard_file(p, k)
-        expected = rec.get("shard_sha256")
-        actual = file_sha256(sfile) if sfile.exists() else None
-        if actual != expected:
-            what = (
-                "missing" if actual is None else f"sha256 {actual[:16]}..., expected {str(expected)[:16]}..."
-            )
-            problems.append(f"shard {k}: file {sfile.relative_to(p)} {what}")
-            continue
-        a, b = geo.shard_range(k)
+        rel = sfile.relative_to(p).as_posix()
         try:
-            np.asarray(frames[a:b])
-        except Exception as err:  # noqa: BLE001 - any decode failure is corruption
-            problems.append(f"shard {k}: cannot decode ({type(err).__name__}: {err})")
+            blob = sfile.read_bytes()
+        except FileNotFoundError:
+            blob = None
+        problem = _shard_problem(p, k, rec, blob)
+        checked = rec.get("shard_crc32c") is not None  # else _shard_problem compared the sha256
+        if problem is None and checked and hashlib.sha256(blob).hexdigest() != rec.get("shard_sha256"):
+            problem = f"shard {k}: file {rel} sha256 mismatch"
+        if problem is None and rec.get("chunk_crc32c") is not None:
+            try:
+                chunks = shard_chunk_crc32c(blob, geo.shard_samples)
+            except ValueError as err:
+                chunks, problem = None, f"shard {k}: file {rel} {err}"
+            if chunks is not None:
+                want = list(rec["chunk_crc32c"])
+                bad = [i for i, w in enumerate(want) if i >= len(chunks) or chunks[i] != w]
+                if bad:
+                    problem = f"shard {k}: file {rel} crc32c mismatch in sample row(s) {bad[:8]}"
+        if problem is None:
+            a, b = geo.shard_range(k)
+            try:
+                np.asarray(raw["frames"][a:b])
+            except Exception as err:  # noqa: BLE001 - any decode failure is corruption
+                problem = f"shard {k}: file {rel} cannot be decoded ({type(err).__name__}: {err})"
+        if problem is not None:
+            problems.append(problem)
+    manifest = read_manifest(p)
+    arrays = (manifest or {}).get("arrays")
+    if isinstance(arrays, dict):
+        sums = {k: int(v) for k, v in arrays.items()}
+        folders = sorted({k.split("/", 1)[0] + "/" for k in sums if not k.startswith("frames/")})
+        problems += _files_problems(p, sums, folders, "per-sample arrays")
     for name in ("labels", "split", "valid", "sample_id", "source_sha256", "n_events"):
-        if name not in g:
+        try:
+            shape = raw[name].shape if name in raw else None
+        except Exception as err:  # noqa: BLE001 - unreadable metadata is corruption
+            problems.append(f"array {name!r}: file {name}/zarr.json unreadable ({type(err).__name__})")
+            continue
+        if shape is None:
             problems.append(f"array {name!r} missing")
-        elif g[name].shape != (geo.n_samples,):
-            problems.append(f"array {name!r} has shape {g[name].shape}, expected ({geo.n_samples},)")
-    return problems
+        elif shape != (geo.n_samples,):
+            problems.append(f"array {name!r} has shape {shape}, expected ({geo.n_samples},)")
+    problems = [f"{line}; {CONVERT_FIX}" for line in problems]
+    return problems + verify_groups(p)

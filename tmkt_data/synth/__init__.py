@@ -9,12 +9,14 @@ seed, and is never to be named as, or mixed with, a real dataset (§6.7).
 Modules: :mod:`~tmkt_data.synth.params` (:class:`SimParams`, command-line and recipe options),
 :mod:`~tmkt_data.synth.render` (image -> luminance, pixel transform),
 :mod:`~tmkt_data.synth.motion` (trajectories), :mod:`~tmkt_data.synth.kernels` (Numba),
-:mod:`~tmkt_data.synth.simulate` (one image, data sets on threads) and
-:mod:`~tmkt_data.synth.tree` (files for ``tmkt-data convert``).
+:mod:`~tmkt_data.synth.simulate` (one image, data sets on threads),
+:mod:`~tmkt_data.synth.tree` (files for ``tmkt-data convert``) and :mod:`~tmkt_data.synth.job`
+(a checked request of the command line or a recipe).
 """
 
 from __future__ import annotations
 
+from tmkt_data.synth.job import SYNTH_TABLE_KEYS, SynthJob, synth_option_name
 from tmkt_data.synth.motion import motion_path, saccade_vertices, trajectory_description
 from tmkt_data.synth.params import (
     MOTIONS,
@@ -25,7 +27,6 @@ from tmkt_data.synth.params import (
     SynthError,
     params_from_options,
     parse_per_class,
-    parse_size,
 )
 from tmkt_data.synth.render import pixel_transform, render_luminance
 from tmkt_data.synth.simulate import (
@@ -63,15 +64,16 @@ __all__ = [
     "SAMPLE_COLUMNS",
     "SIM_OPTIONS",
     "SIM_VERSION",
+    "SYNTH_TABLE_KEYS",
     "SimParams",
     "SynthError",
+    "SynthJob",
     "TreeWriter",
     "check_output",
     "crossing_events",
     "motion_path",
     "params_from_options",
     "parse_per_class",
-    "parse_size",
     "pixel_transform",
     "render_luminance",
     "saccade_vertices",
@@ -79,6 +81,7 @@ __all__ = [
     "simulate_chunks",
     "simulate_dataset",
     "simulate_image",
+    "synth_option_name",
     "synth_metadata",
     "synthesize_tree",
     "threshold_maps",

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 
 from tmkt_data.errors import TmktError
+from tmkt_data.sizes import as_count as _count
+from tmkt_data.sizes import parse_size_wh
 
 #: Version of the simulator model; bump when the same parameters would give other events.
 SIM_VERSION = "1.0"
@@ -139,7 +141,7 @@ class SimParams:
 
 #: What a command line or a recipe may set (:func:`params_from_options`): ``threshold`` (mean ON and
 #: OFF threshold, overridden by ``c_on`` / ``c_off``), ``sensor`` and ``render`` (sizes, see
-#: :func:`parse_size`), and the :class:`SimParams` fields of the same name.
+#: :func:`~tmkt_data.sizes.parse_size_wh`), and the :class:`SimParams` fields of the same name.
 SIM_OPTIONS = (
     "threshold",
     "c_on",
@@ -156,37 +158,6 @@ SIM_OPTIONS = (
     "resample",
     "seed",
 )
-
-
-def _count(value: Any) -> int | None:
-    """A non-negative integer from an int or a digit string, else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | np.integer):
-        return int(value) if value >= 0 else None
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
-
-
-def parse_size(value: Any, what: str = "size") -> tuple[int, int]:
-    """``34`` or ``"34"`` -> (34, 34); ``[W, H]``, ``"W,H"`` or ``"WxH"`` -> (W, H) (sensor pixels).
-
-    Raises:
-        SynthError: anything else, or a size below 1.
-    """
-    if isinstance(value, str):
-        parts: list[Any] = value.replace("x", ",").split(",")
-    elif isinstance(value, list | tuple):
-        parts = list(value)
-    else:
-        parts = [value]
-    vals = [_count(p) for p in parts]
-    if len(vals) == 1:
-        vals = vals * 2
-    if len(vals) != 2 or any(v is None or v < 1 for v in vals):
-        raise SynthError(f"{what} {value!r}: expected S or W,H with positive integers")
-    return int(vals[0]), int(vals[1])  # type: ignore[arg-type]
 
 
 def parse_per_class(value: Any, what: str = "per_class") -> dict[str, int] | None:
@@ -225,7 +196,8 @@ def params_from_options(options: dict[str, Any]) -> SimParams:
     """Validated :class:`SimParams` from command-line or recipe options (keys of :data:`SIM_OPTIONS`).
 
     A value of None keeps the default. ``threshold`` sets ``c_on`` and ``c_off``
-    unless they are given; ``sensor`` and ``render`` go through :func:`parse_size`.
+    unless they are given; ``sensor`` and ``render`` (W, H) go through
+    :func:`~tmkt_data.sizes.parse_size_wh`.
 
     Raises:
         SynthError: an unknown key or an invalid value (one line naming it).
@@ -244,7 +216,7 @@ def params_from_options(options: dict[str, Any]) -> SimParams:
             kw[name] = v
     for name, field in (("sensor", "sensor_size"), ("render", "render_size")):
         if options.get(name) is not None:
-            kw[field] = parse_size(options[name], name)
+            kw[field] = parse_size_wh(options[name], name, error=SynthError)
     for name in SIM_OPTIONS:
         if name not in ("threshold", "c_on", "c_off", "sensor", "render") and options.get(name) is not None:
             kw[name] = options[name]
