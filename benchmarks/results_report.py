@@ -234,6 +234,9 @@ def write_report(st: Any, wall: float) -> None:
                 rs = [r for r in rs if r["seed"] in {x["seed"] for x in scar}]
             d = paired_difference(rs, "tmkt", "scratch", by="method")
             steps = next((r["steps"] for r in rs if r.get("steps")), None) or _budget(main)
+            chance = 2.0 / len(g.attrs["classes"])  # below twice chance: the run did not train
+            if all(r["test_acc_at_best"] < chance for r in rs):
+                steps = f"{steps} (no run trained: not a result, see below)"
             L.append(f"| {n} | {steps} | {_ci([r['test_acc_at_best'] for r in rs if r['method'] == 'scratch'])} | "
                      f"{_ci([r['test_acc_at_best'] for r in rs if r['method'] == 'tmkt'])} | "
                      f"{'-' if d is None else f'{d.mean:+.2f} ({d.low:+.2f} to {d.high:+.2f})'} |")  # fmt: skip

@@ -6,32 +6,18 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from tmkt_data.jsonutil import json_default
 from tmkt_data.pairing.common import PAIRS_FORMAT, PAIRS_FORMAT_VERSION, SPLITS
 from tmkt_data.pairing.settings import SELECTION_KEYS
 
 _STORED = {"stored_only": True}  # fields recorded in the store but not part of to_dict (the --json output)
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
 def jsonable(obj: Any) -> Any:
     """``obj`` with numpy scalars turned into Python ones and NaN into None (zarr attrs are JSON)."""
-    obj = json.loads(json.dumps(obj, default=_json_default, allow_nan=True))
+    obj = json.loads(json.dumps(obj, default=json_default, allow_nan=True))
 
     def fix(v: Any) -> Any:
         if isinstance(v, float) and not math.isfinite(v):
@@ -132,7 +118,7 @@ class PairReport:
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON values (``tmkt-data pair --json``)."""
         shown = {f.name: getattr(self, f.name) for f in fields(self) if not f.metadata.get("stored_only")}
-        return json.loads(json.dumps(shown, default=_json_default))
+        return json.loads(json.dumps(shown, default=json_default))
 
     def selection(self) -> dict[str, Any]:
         """The selection settings (:data:`~tmkt_data.pairing.settings.SELECTION_KEYS`)."""

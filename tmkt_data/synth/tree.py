@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from tmkt_data.jsonutil import json_default
 from tmkt_data.synth.motion import trajectory_description
 from tmkt_data.synth.params import SIM_VERSION, SimParams, SynthError
 from tmkt_data.synth.simulate import simulate_chunks
@@ -470,19 +471,7 @@ def synth_metadata(
 def _metadata_text(meta: dict[str, Any]) -> str:
     """JSON text of the metadata: indented, with one line per sample row."""
     head = {k: v for k, v in meta.items() if k != "samples"}
-    text = json.dumps(head, indent=1, default=_json_default)
-    rows = ",\n  ".join(json.dumps(r, default=_json_default) for r in meta["samples"]["rows"])
+    text = json.dumps(head, indent=1, default=json_default)
+    rows = ",\n  ".join(json.dumps(r, default=json_default) for r in meta["samples"]["rows"])
     cols = json.dumps(meta["samples"]["columns"])
     return f'{text[:-2]},\n "samples": {{"columns": {cols}, "rows": [\n  {rows}\n ]}}\n}}\n'
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, tuple):
-        return list(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
