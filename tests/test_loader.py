@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -97,7 +98,7 @@ def test_store_classes_are_sorted(arrays: dict) -> None:
 @pytest.mark.parametrize("shuffle", [True, False])
 def test_every_index_once_per_epoch(store: Path, arrays: dict, num_workers: int, shuffle: bool) -> None:
     want = valid_of(arrays)
-    ds = StoreBatches(store, want, 5, shuffle=shuffle, seed=3, mix_shards=2)
+    ds = StoreBatches(store, want, 5, shuffle=shuffle, seed=3, window_shards=2)
     assert ds.window == 10  # 2 shards of 4, rounded up to whole batches of 5
     for epoch in (0, 1):
         ds.set_epoch(epoch)
@@ -123,7 +124,7 @@ def test_every_index_once_per_epoch(store: Path, arrays: dict, num_workers: int,
 
 def test_window_semantics(store: Path, arrays: dict) -> None:
     idx = valid_of(arrays)
-    ds = StoreBatches(store, idx, 6, shuffle=True, seed=5, rank=1, world_size=2, mix_shards=3)
+    ds = StoreBatches(store, idx, 6, shuffle=True, seed=5, rank=1, world_size=2, window_shards=3)
     assert ds.window == 12
     ds.set_epoch(2)
     part = rank_slice(epoch_order(idx, SHARD, 5, 2, True), 1, 2)
@@ -163,7 +164,9 @@ def test_ranks_partition_the_samples(store: Path, arrays: dict) -> None:
     for world in (2, 3):
         parts, counts = [], []
         for rank in range(world):
-            ds = StoreBatches(store, want, 4, shuffle=True, seed=4, rank=rank, world_size=world, mix_shards=2)
+            ds = StoreBatches(
+                store, want, 4, shuffle=True, seed=4, rank=rank, world_size=world, window_shards=2
+            )
             ds.set_epoch(1)
             items = list(ds)
             assert len(items) == len(ds)
@@ -197,22 +200,73 @@ def test_store_batches_cover_each_sample_once_and_rank_split(store: Path, arrays
 
 
 def test_batches_mix_classes(store: Path, arrays: dict) -> None:
+    """Every shard of the fixture holds one class; batches still mix the whole split's classes,
+    whatever the window (the old reader drew a batch from one window's shards only)."""
     idx = valid_of(arrays, "train")
+    labels = arrays["labels"]
 
-    def distinct_labels(mix: int) -> float:
-        ds = StoreBatches(store, idx, 8, shuffle=True, seed=0, mix_shards=mix)
+    def distinct_labels(window_shards: int) -> float:
+        ds = StoreBatches(store, idx, 8, shuffle=True, seed=0, window_shards=window_shards)
         per = []
-        for epoch in range(3):
+        for epoch in range(5):
             ds.set_epoch(epoch)
             per += [len(set(b["labels"].tolist())) for b in ds if len(b["labels"]) == 8]
         return float(np.mean(per))
 
-    mixed, one_shard = distinct_labels(8), distinct_labels(1)
-    print(f"distinct labels per batch of 8: mix_shards=8 {mixed:.2f}, mix_shards=1 {one_shard:.2f}")
-    # mix_shards=1: 8 consecutive samples of the shuffled shard order, 2 shards (3 around the
-    # shard that lost its invalid sample): about 2 classes. mix_shards=8: drawn from 32 samples.
-    assert one_shard < 2.5
-    assert mixed > 4.0
+    # a uniform draw of 8 of the 79 samples: the expected number of classes in a batch
+    counts = np.bincount(labels[idx])
+    counts = counts[counts > 0]
+    n, k = len(idx), 8
+    p_absent = [np.prod([(n - c - j) / (n - j) for j in range(k)]) for c in counts]
+    uniform = float(np.sum(1 - np.asarray(p_absent)))
+    one_window = distinct_labels(1)  # 8-sample windows: the pass is permuted across all shards
+    whole = distinct_labels(100)  # one window holds the pass: shard by shard, then permuted
+    print(f"classes per batch of 8: window of 1 shard {one_window:.2f}, one window {whole:.2f}, "
+          f"uniform draw {uniform:.2f}")  # fmt: skip
+    assert uniform > 5.0
+    for got in (one_window, whole):
+        assert abs(got - uniform) < 0.6  # 2 classes a batch for a one-shard window before the fix
+
+
+def test_windows_read_shard_by_shard_only_when_one_holds_the_pass(store: Path, arrays: dict) -> None:
+    idx = valid_of(arrays, "train")
+    big = StoreBatches(store, idx, 8, shuffle=True, seed=2, window_shards=100)
+    small = StoreBatches(store, idx, 8, shuffle=True, seed=2, window_shards=2)
+    assert len(big.windows()) == 1 and len(small.windows()) > 1
+    by_shard = epoch_order(idx, SHARD, 2, 0, True, by_shard=True)
+    assert not np.array_equal(np.sort(by_shard // SHARD), by_shard // SHARD)  # shards in random order
+    runs = np.count_nonzero(np.diff(by_shard // SHARD)) + 1
+    assert runs == len(np.unique(idx // SHARD))  # each shard's samples in one run
+    uniform = epoch_order(idx, SHARD, 2, 0, True)
+    assert np.count_nonzero(np.diff(uniform // SHARD)) + 1 > runs
+    # the small windows' first window: drawn from the uniform order
+    assert np.array_equal(np.sort(np.concatenate(small.windows(0)[0])), np.sort(uniform[: small.window]))
+    assert np.array_equal(np.sort(np.concatenate(big.windows(0)[0])), np.sort(idx))
+
+
+def test_read_ranges_scattered_and_adjacent_chunks(tmp_path: Path) -> None:
+    from tmkt_data.store.frames import _read_ranges
+
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 256, 10_000, dtype=np.uint8).tobytes()
+    f = tmp_path / "blob"
+    f.write_bytes(data)
+    cases = [
+        ([0, 100, 9000], [100, 50, 1000]),  # adjacent pair, then far away: runs
+        ([5000, 10, 30], [10, 20, 5]),  # unsorted, adjacent, sparse
+        ([0, 10, 20], [10, 10, 10]),  # dense: one read
+        ([200, 200, 9990], [8, 8, 10]),  # the same chunk twice, and the file's last bytes
+    ]
+    fd = os.open(f, os.O_RDONLY)
+    try:
+        for starts, lengths in cases:
+            st, ln = np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
+            buf, off = _read_ranges(fd, st, ln)
+            assert len(buf) <= 2 * ln.sum()  # never more than twice the chunks' bytes
+            for a, n, o in zip(starts, lengths, off.tolist(), strict=True):
+                assert buf[o : o + n] == data[a : a + n]
+    finally:
+        os.close(fd)
 
 
 def test_zarr_fallback_reads_the_same(store: Path, arrays: dict) -> None:
@@ -273,7 +327,7 @@ def test_errors(store: Path, tmp_path: Path) -> None:
         StoreBatches(tmp_path / "nope.zarr", idx, 4, shuffle=True)
     for bad, match in (
         ({"batch_size": 0}, "batch_size"),
-        ({"mix_shards": 0}, "mix_shards"),
+        ({"window_shards": 0}, "window_shards"),
         ({"seed": -1}, "seed"),
         ({"indices": np.array([0, 10_000])}, "indices"),
     ):

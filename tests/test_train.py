@@ -467,7 +467,7 @@ def test_store_batches_drop_last_keeps_full_batches_on_every_rank(
     assert len(train) == 50
     per_rank = 50 // world_size
     for rank in range(world_size):
-        kw = dict(shuffle=True, seed=1, rank=rank, world_size=world_size, mix_shards=1)
+        kw = dict(shuffle=True, seed=1, rank=rank, world_size=world_size, window_shards=1)
         keep = StoreBatches(paired_store, train, 7, **kw)
         drop = StoreBatches(paired_store, train, 7, drop_last=True, **kw)
         assert keep.window == 21  # one shard of 16 rounded up to 3 batches: several windows
@@ -492,7 +492,7 @@ def test_store_batches_passes_visit_every_sample_once_per_pass(paired_store: Pat
     from tmkt_train.data import StoreBatches
 
     train = read_pairs(paired_store).dvs["train"]
-    kw = dict(shuffle=True, seed=4, world_size=world_size, mix_shards=1)
+    kw = dict(shuffle=True, seed=4, world_size=world_size, window_shards=1)
     for epoch in (0, 2):
         seen = []
         for rank in range(world_size):

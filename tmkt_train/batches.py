@@ -18,17 +18,22 @@ they reach the main process without a copy.
 Order: a pure function of ``(seed, epoch, rank, world_size)`` (see
 :meth:`StoreBatches.windows`):
 
-1. :func:`epoch_order`: shards in shuffled order, samples shuffled inside each shard;
+1. :func:`epoch_order`: each pass over the indices in random order. Store samples are
+   sorted by sample id, so a shard holds mostly one class: the order is a uniform
+   permutation of the whole pass, so that every window (below) draws from every shard
+   and every batch mixes the classes of the whole training split. Only when one window
+   holds a whole pass in a single process are the samples kept shard by shard (shards
+   in random order, samples shuffled inside each): the window's permutation then mixes
+   the whole pass anyway, and each shard is read in one piece;
 2. :func:`rank_slice`: rank r takes the r-th of ``world_size`` equal, contiguous
    parts (the remainder is left out), so every rank runs the same number of steps;
 3. :func:`window_batches`: the rank's part is cut into consecutive *windows* of
-   about ``mix_shards`` shards' worth of samples, samples are permuted inside each
-   window and batches are consecutive slices of a window. Store samples are sorted
-   by sample id, so one shard holds mostly one class: a batch drawn from a window
-   mixes the classes of ``mix_shards`` shards instead of repeating one shard's.
+   about ``window_shards`` shards' worth of samples (the unit one worker reads and
+   decodes: memory, not mixing), samples are permuted inside each window and batches
+   are consecutive slices of a window.
 
 DataLoader workers take whole windows (window w: worker ``w % num_workers``);
-each worker reads every shard of its window once (the compressed bytes of the
+each worker reads each shard of its window once (the compressed bytes of the
 window's samples, one ``pread`` per shard, kept until the window ends) and
 decompresses every sample once, straight into its batch. Each worker's sequence
 is fixed, so the loader's output order is deterministic for a given number of
@@ -73,13 +78,24 @@ def _worker() -> tuple[int, int]:
     return (0, 1) if info is None else (int(info.id), int(info.num_workers))
 
 
-def epoch_order(indices: np.ndarray, shard_samples: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
-    """Sample order of one epoch: shards shuffled, samples shuffled within each shard
-    (``shuffle=False``: sorted indices)."""
+def epoch_order(
+    indices: np.ndarray,
+    shard_samples: int,
+    seed: int,
+    epoch: int,
+    shuffle: bool,
+    *,
+    by_shard: bool = False,
+) -> np.ndarray:
+    """Sample order of one pass: a uniform permutation of ``indices``, or with ``by_shard``
+    shards in random order and samples shuffled within each shard (``shuffle=False``:
+    sorted indices)."""
     idx = np.sort(np.asarray(indices, dtype=np.int64))
     if not shuffle or idx.size == 0:
         return idx
     rng = np.random.default_rng([int(seed), int(epoch), _ORDER_SALT])
+    if not by_shard:
+        return rng.permutation(idx)
     shard = idx // shard_samples
     groups = np.split(idx, np.flatnonzero(np.diff(shard)) + 1)
     return np.concatenate([rng.permutation(groups[i]) for i in rng.permutation(len(groups))])
@@ -187,15 +203,17 @@ class StoreBatches(IterableDataset):
         shuffle: shuffle shards, samples and windows (training) or keep index order (evaluation).
         seed: base of the epoch order (non-negative).
         rank, world_size: this process's share under DistributedDataParallel.
-        mix_shards: a window (the samples a batch is drawn from) holds at least this many
-            shards' worth of samples: ``mix_shards * shard_samples`` rounded up to a
-            multiple of ``batch_size``, so only the rank's last batch can be partial.
-            Memory: about this many compressed shards per DataLoader worker.
+        window_shards: a window (the samples one worker reads and decodes together, and
+            the batches are cut from) holds this many shards' worth of samples,
+            ``window_shards * shard_samples`` rounded up to a multiple of ``batch_size``, so
+            only the rank's last batch can be partial. Memory: about this many compressed
+            shards per DataLoader worker. Batches mix the classes of the whole pass
+            whatever its value (:func:`epoch_order`).
 
     Raises:
         StoreError: store missing, not a tmkt store or incomplete; while iterating, a shard file
             or record that is missing or does not match its checksums.
-        ValueError: bad batch_size, mix_shards, seed, rank/world_size, or an index
+        ValueError: bad batch_size, window_shards, seed, rank/world_size, or an index
             outside the store.
     """
 
@@ -209,7 +227,7 @@ class StoreBatches(IterableDataset):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
-        mix_shards: int = 8,
+        window_shards: int = 8,
         drop_last: bool = False,
         passes: int = 1,
     ) -> None:
@@ -218,8 +236,8 @@ class StoreBatches(IterableDataset):
             raise ValueError(f"passes {passes}: expected 1 or more")
         if batch_size < 1:
             raise ValueError(f"batch_size {batch_size}: expected a positive number")
-        if mix_shards < 1:
-            raise ValueError(f"mix_shards {mix_shards}: expected 1 or more")
+        if window_shards < 1:
+            raise ValueError(f"window_shards {window_shards}: expected 1 or more")
         if seed < 0:
             raise ValueError(f"seed {seed}: expected a non-negative integer")
         if world_size < 1 or not 0 <= rank < world_size:
@@ -234,15 +252,15 @@ class StoreBatches(IterableDataset):
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
         self.rank, self.world_size = int(rank), int(world_size)
-        self.mix_shards = int(mix_shards)
+        self.window_shards = int(window_shards)
         self.drop_last = bool(drop_last)
         self.passes = int(passes)
         self.epoch = 0
         self.shard_samples = int(geo.shard_samples)
         self.frame_shape = tuple(int(v) for v in geo.frame_shape)
         self.dtype = np.dtype(geo.dtype)
-        #: samples per window: mix_shards shards' worth, rounded up to whole batches
-        self.window = -(-self.mix_shards * self.shard_samples // self.batch_size) * self.batch_size
+        #: samples per window: window_shards shards' worth, rounded up to whole batches
+        self.window = -(-self.window_shards * self.shard_samples // self.batch_size) * self.batch_size
         #: labels of every store sample
         self.labels = np.asarray(group["labels"][:], dtype=np.int64)
         self._reader: ShardReader | None = None
@@ -255,9 +273,14 @@ class StoreBatches(IterableDataset):
     def windows(self, epoch: int | None = None) -> list[list[np.ndarray]]:
         """This rank's windows of ``epoch`` (default: the current one), each a list of batches."""
         epoch = self.epoch if epoch is None else int(epoch)
-        # pass r of epoch e follows the order of epoch e * passes + r (passes = 1: epoch e's)
-        orders = [epoch_order(self.indices, self.shard_samples, self.seed, epoch * self.passes + r, self.shuffle)
-                  for r in range(self.passes)]  # fmt: skip
+        # pass r of epoch e follows the order of epoch e * passes + r (passes = 1: epoch e's);
+        # shard by shard only where one window holds the whole pass (it mixes everything then)
+        by_shard = self.world_size == 1 and len(self.indices) <= self.window
+        orders = [
+            epoch_order(self.indices, self.shard_samples, self.seed, epoch * self.passes + r, self.shuffle,
+                        by_shard=by_shard)
+            for r in range(self.passes)
+        ]  # fmt: skip
         order = rank_slice(np.concatenate(orders), self.rank, self.world_size)
         wins = window_batches(
             order,

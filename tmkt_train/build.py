@@ -110,7 +110,7 @@ def training_set(cfg: TrainConfig, info: StoreInfo, bs: int, ddp: Dist) -> tuple
         world_size=ddp.world_size,
         drop_last=cfg.drop_last and per_rank >= bs,
         passes=cfg.train_repeat,
-        mix_shards=cfg.mix_shards,
+        window_shards=cfg.window_shards,
     )
     if len(train_ds) == 0:
         raise TrainError(

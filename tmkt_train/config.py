@@ -46,7 +46,7 @@ class TrainConfig:
     warmup_epochs: int = 5  # linear warm-up, then cosine to 0 (per step)
     drop_last: bool = True  # drop the last incomplete training batch (reference); eval keeps all
     train_repeat: int = 1  # passes over the DVS training samples per epoch (ours: fewer evaluations)
-    mix_shards: int = 8  # shards a training batch's samples are drawn from (class mixing of sorted stores)
+    window_shards: int = 8  # shards' worth of samples a reader worker decodes together (memory; not mixing)
     seed: int = 42
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     amp: bool = False  # bf16 autocast on CUDA
@@ -98,7 +98,7 @@ class TrainConfig:
         """Raise :class:`ConfigError` on an impossible combination; returns self."""
         if self.method not in METHODS:
             raise ConfigError(f"method {self.method!r}: expected one of {', '.join(METHODS)}")
-        for name in ("epochs", "batch_size", "train_repeat", "mix_shards"):
+        for name in ("epochs", "batch_size", "train_repeat", "window_shards"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} = {getattr(self, name)}: expected a positive integer")
         for name in ("num_workers", "warmup_epochs", "crop_padding"):

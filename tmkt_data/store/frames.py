@@ -285,6 +285,33 @@ def _direct_layout(meta: dict[str, Any], frame_shape: tuple[int, ...], shard_sam
         return None
 
 
+def _read_ranges(fd: int, starts: np.ndarray, lengths: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """The chunks ``[starts, starts + lengths)`` of an open file as one buffer, and each
+    chunk's offset in it.
+
+    One read of the whole span when the chunks fill at least half of it (rows read
+    together: a shard's samples for one window); otherwise one read per run of
+    adjacent chunks (a few rows scattered over the shard), so reading a window never
+    costs more than twice its own bytes.
+    """
+    base, end = int(starts.min()), int((starts + lengths).max())
+    if 2 * int(lengths.sum()) >= end - base:
+        return os.pread(fd, end - base, base), starts - base
+    order = np.argsort(starts, kind="stable")
+    s, e = starts[order], starts[order] + lengths[order]
+    # a run starts where a chunk does not begin at or before the previous chunks' end
+    new_run = np.ones(len(s), dtype=bool)
+    new_run[1:] = s[1:] > np.maximum.accumulate(e)[:-1]
+    run_of = np.cumsum(new_run) - 1
+    run_start = s[new_run]
+    run_end = np.maximum.reduceat(e, np.flatnonzero(new_run))
+    parts = [os.pread(fd, int(b - a), int(a)) for a, b in zip(run_start, run_end, strict=True)]
+    at = np.concatenate([[0], np.cumsum(run_end - run_start)[:-1]])  # run offsets in the buffer
+    offsets = np.empty(len(s), dtype=np.int64)
+    offsets[order] = at[run_of] + (s - run_start[run_of])
+    return b"".join(parts), offsets
+
+
 class FetchedShard:
     """The samples of one block as read from its shard: compressed (direct) or decoded (zarr).
 
@@ -419,14 +446,12 @@ class ShardReader:
                     raise damaged(sfile, "the shard index lists none of the samples read", self.path)
                 return
             starts, lengths = sel[present, 0].astype(np.int64), sel[present, 1].astype(np.int64)
-            base = int(starts.min())
-            end = int((starts + lengths).max())
-            if end > size - tail:
+            if int((starts + lengths).max()) > size - tail:
                 raise damaged(sfile, "chunk extends past the shard data", self.path)
-            raw = os.pread(fd, end - base, base)
+            raw, offsets = _read_ranges(fd, starts, lengths)
         finally:
             os.close(fd)
-        got.offsets[present] = starts - base
+        got.offsets[present] = offsets
         got.lengths[present] = lengths
         if sums is not None:
             self._check_chunks(sfile, raw, rows, got, sums)
