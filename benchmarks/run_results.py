@@ -15,6 +15,9 @@ Stages (finished runs are skipped, so an interrupted study resumes):
 * ``main``: the recipe's runs through the pipeline itself (the four methods x its seeds),
   so ``tmkt-train pipeline RECIPE`` reproduces these numbers.
 * ``ablation``: ``tmkt`` variants on the first ``--ablation-seeds`` seeds.
+* ``variant``: a ``tmkt`` variant treated as a method of its own (``SEARCHED``): the same
+  learning-rate grid and search seed as the four methods, chosen on validation, then every
+  recipe seed, so it can be compared with them on equal terms.
 * ``scarcity``: ``scratch`` and ``tmkt`` at other numbers of event training samples per
   class, each a copy of the store paired again (nested selections), with the number of
   passes per epoch scaled so every point gets the main runs' optimizer-step budget.
@@ -49,6 +52,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "r_m=0.7 renormalised": {"r_m": 0.7, "mixup_normalized": True},
     "BN recalibrated": {"bn_recalibrate": True},
 }
+#: tmkt variants that get their own learning-rate search and every seed (stage ``variant``)
+SEARCHED: dict[str, tuple[str, dict[str, Any]]] = {"tmkt shared head": ("tmkt", {"shared_head": True})}
 COMPARISONS = (("tmkt", "scratch"), ("tmkt", "sliding"), ("tmkt", "finetune"), ("sliding", "scratch"),
                ("finetune", "scratch"))  # fmt: skip
 
@@ -143,20 +148,21 @@ class Study:
         return [_row(stage, name, cfg, s, **extra) for (name, cfg, extra), s in zip(plan, sums, strict=True)]
 
 
+def _search(st: Study, stage: str, name: str, method: str, pairing_id: str, **kw: Any) -> float:
+    """Train ``method`` (with ``kw``) on the learning-rate grid with the search seed; the rate with
+    the best validation accuracy (ties: the smaller rate)."""
+    plan = []
+    for lr in st.args.lr_grid:
+        out = st.out / stage / f"{_slug(name)}_lr{lr:g}_seed{st.args.search_seed}"
+        cfg = st.config(method, st.args.search_seed, out, st.store, pairing_id, lr=lr, **kw)
+        plan.append((f"{name} lr={lr:g}", cfg, {"grid_lr": lr}))
+    rows = st.train(stage, plan)
+    return max(rows, key=lambda r: (r["val_acc_at_best"] or 0.0, -r["grid_lr"]))["grid_lr"]
+
+
 def stage_search(st: Study, pairing_id: str) -> dict[str, float]:
     """Same learning-rate grid for every method, search seed, chosen on validation accuracy."""
-    plan = []
-    for method in METHODS:
-        for lr in st.args.lr_grid:
-            out = st.out / "search" / f"{method}_lr{lr:g}_seed{st.args.search_seed}"
-            cfg = st.config(method, st.args.search_seed, out, st.store, pairing_id, lr=lr)
-            plan.append((f"{method} lr={lr:g}", cfg, {"grid_lr": lr}))
-    rows = st.train("search", plan)
-    chosen = {}
-    for method in METHODS:
-        cand = [r for r in rows if r["method"] == method]
-        best = max(cand, key=lambda r: (r["val_acc_at_best"] or 0.0, -r["grid_lr"]))
-        chosen[method] = best["grid_lr"]
+    chosen = {m: _search(st, "search", m, m, pairing_id) for m in METHODS}
     print("search: chosen learning rates " + ", ".join(f"{m} {v:g}" for m, v in chosen.items()))
     return chosen
 
@@ -187,6 +193,19 @@ def stage_main(st: Study) -> None:
         summary = {k: v for k, v in r.items() if k not in ("run", "method", "seed", "out")}
         out.append(_row("main", name, cfg, summary))
     st.save(out)
+
+
+def stage_variant(st: Study, pairing_id: str) -> None:
+    """Each ``SEARCHED`` variant: its own search on the common grid, then every recipe seed."""
+    for name, (method, kw) in SEARCHED.items():
+        lr = _search(st, "variant_search", name, method, pairing_id, **kw)
+        print(f"variant: {name} chose lr {lr:g}")
+        plan = []
+        for seed in _run_seeds(st.recipe):
+            out = st.out / "variant" / f"{_slug(name)}_seed{seed}"
+            cfg = st.config(method, seed, out, st.store, pairing_id, lr=lr, **kw)
+            plan.append((name, cfg, {"kw": kw, "chosen_lr": lr}))
+        st.train("variant", plan)
 
 
 def stage_ablation(st: Study, pairing_id: str) -> None:
@@ -240,7 +259,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipe", default=str(ROOT / "pipelines" / "transfer.toml"))
     ap.add_argument("--work", help="Study folder (default: the recipe's [pipeline] out).")
-    ap.add_argument("--stages", default="search,main,scarcity,ablation,report")
+    ap.add_argument("--stages", default="search,main,scarcity,ablation,variant,report")
     ap.add_argument("--jobs", type=int, help="Training runs at a time (default: the recipe's).")
     ap.add_argument("--lr-grid", type=float, nargs="+", default=[0.001, 0.003, 0.01, 0.03, 0.1])
     ap.add_argument("--search-seed", type=int, default=0)
@@ -268,6 +287,8 @@ def main() -> None:
             stage_scarcity(st)
         if "ablation" in stages:
             stage_ablation(st, pairing_id)
+        if "variant" in stages:
+            stage_variant(st, pairing_id)
     if "report" in stages:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from results_report import write_report
