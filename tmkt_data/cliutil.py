@@ -18,8 +18,16 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, TaskID
 from rich.text import Text
+from typer.core import TyperGroup
 
 from tmkt_data.errors import TmktError
+
+try:  # Typer carries its own copy of click since 0.2x; before, it used click itself
+    from typer._click import exceptions as cx
+except ImportError:  # pragma: no cover - older Typer
+    from click import exceptions as cx
+
+_NO_ARGS_HELP = getattr(cx, "NoArgsIsHelpError", ())  # click >= 8.2 (an empty tuple matches nothing)
 
 
 def make_console(*, stderr: bool = False) -> Console:
@@ -65,10 +73,40 @@ class OptionError(TmktError, ValueError):
     """A command-line option is malformed."""
 
 
+class OneLineUsageErrors(TyperGroup):
+    """A command group whose usage errors (unknown option, missing or malformed argument) are one
+    ``error:`` line on stderr with exit code 2, like the commands' own errors, instead of a panel."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except _NO_ARGS_HELP as err:
+            err.ctx.get_help()  # Typer prints its help itself
+            sys.exit(err.exit_code)
+        except cx.UsageError as err:
+            hint = f" (see {err.ctx.command_path} --help)" if err.ctx is not None else ""
+            print_error(err.format_message().replace("\n", " ") + hint)
+            sys.exit(2)
+        except cx.ClickException as err:
+            print_error(err.format_message())
+            sys.exit(err.exit_code)
+        except typer.Abort:
+            print_error("aborted")
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
 def make_app(name: str, help: str) -> tuple[typer.Typer, dict[str, bool]]:
     """A Typer app with a ``--debug`` flag; returns the app and its state (``state["debug"]``)."""
     app = typer.Typer(
-        name=name, help=help, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+        name=name,
+        help=help,
+        cls=OneLineUsageErrors,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
     )
     state = {"debug": False}
 
