@@ -154,7 +154,7 @@ class CIFAR10DVSAedat2(Dataset):
     sensor_size = (128, 128, 2)
     classes = {c: i for i, c in enumerate(CLASSES)}
 
-    def __init__(self, save_to: str, transform=None) -> None:  # noqa: ANN001
+    def __init__(self, save_to: str, transform=None) -> None:
         super().__init__(save_to, transform=transform)
         self.location_on_system = os.path.expanduser(save_to)  # the tree itself, not <save_to>/<class>
         for path, dirs, files in os.walk(self.location_on_system):  # as CIFAR10DVS (files unsorted)
@@ -164,7 +164,7 @@ class CIFAR10DVSAedat2(Dataset):
                     self.data.append(os.path.join(path, file))
                     self.targets.append(self.classes[os.path.basename(path)])
 
-    def __getitem__(self, index: int):  # noqa: ANN204
+    def __getitem__(self, index: int):
         version, start, _ = tonic.io.read_aedat_header_from_file(self.data[index])
         raw = tonic.io.get_aer_events_from_file(self.data[index], version, start)
         a = raw["address"]
@@ -192,7 +192,7 @@ def run_tonic(root: Path, cache: Path, workers: int) -> tuple[float, object, str
         pickle.dumps(cached)
         mode = f"DataLoader num_workers={workers}"
         loader = torch.utils.data.DataLoader(cached, batch_size=None, shuffle=False, num_workers=workers)
-    except Exception as err:  # noqa: BLE001 - report why it ran serially
+    except Exception as err:  # report why it ran serially
         mode = f"serial (dataset not picklable: {type(err).__name__})"
         loader = cached
     n = 0
@@ -212,7 +212,7 @@ def stored_as(store: Path) -> str:
     return f"{meta['data_type']}, blosc {blosc['cname']}-{blosc['clevel']} {blosc['shuffle']}"
 
 
-def check_same_frames(store: Path, cached) -> int:  # noqa: ANN001
+def check_same_frames(store: Path, cached) -> int:
     """Every tonic cache entry equals the store's frames of the same file; returns samples compared."""
     import zarr
     from tonic.cached_dataset import load_from_disk_cache

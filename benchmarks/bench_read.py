@@ -231,7 +231,7 @@ def loaders(data: dict, store_only: bool = False) -> dict:
     return out
 
 
-def checked(name: str, fn, *args):  # noqa: ANN001, ANN002, ANN201
+def checked(name: str, fn, *args):
     """``fn(*args)`` with the checksum checks on, or off for a ``*_unchecked`` reader."""
     set_checks(not name.endswith("_unchecked"))
     try:
@@ -304,7 +304,7 @@ def _cpu(who: int) -> float:
     return r.ru_utime + r.ru_stime
 
 
-def time_epoch(ds, make, epoch: int) -> tuple[float, float, int]:  # noqa: ANN001
+def time_epoch(ds, make, epoch: int) -> tuple[float, float, int]:
     """(wall seconds, CPU seconds of main process + its finished workers, samples) of one epoch."""
     if hasattr(ds, "set_epoch"):
         ds.set_epoch(epoch)
@@ -319,7 +319,7 @@ def time_epoch(ds, make, epoch: int) -> tuple[float, float, int]:  # noqa: ANN00
     return dt, _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN) - c0, n
 
 
-def time_random_access(ds, order: np.ndarray) -> float:  # noqa: ANN001
+def time_random_access(ds, order: np.ndarray) -> float:
     """Microseconds per ``ds[i]`` over ``order``, in this process (no DataLoader)."""
     t0 = time.perf_counter()
     for i in order.tolist():

@@ -278,7 +278,7 @@ def time_variants(variants: list[Variant], steps: int, reps: int, warmup: int) -
         try:
             for _ in range(warmup):
                 v.run(1)
-        except Exception as err:  # noqa: BLE001 - one failing variant must not lose the others' figures
+        except Exception as err:  # one failing variant must not lose the others' figures
             failed[v.name] = {"error": f"{type(err).__name__}: {err}"[:2000]}
             print(f"variant {v.name} failed: {failed[v.name]['error']}", file=sys.stderr)
             variants.remove(v)
@@ -502,7 +502,7 @@ def main(argv: list[str] | None = None) -> dict:
         result["equality"] = {"tensors_copied": n_copied, "atol": args.check_atol}
         try:
             result["equality"].update(check_equal(ours, ref, x[:8], y[:8], args.check_atol), passed=True)
-        except Exception as err:  # noqa: BLE001 - keep timing (a GPU session is short); exit 1 at the end
+        except Exception as err:  # keep timing (a GPU session is short); exit 1 at the end
             result["equality"].update(passed=False, error=f"{type(err).__name__}: {err}"[:2000])
             print(f"EQUALITY CHECK FAILED: {err}", file=sys.stderr)
         variants.append(Variant("reference", ref, lambda t: ref(t)[0], device, False, x, y))
@@ -548,7 +548,7 @@ def main(argv: list[str] | None = None) -> dict:
         t0 = time.perf_counter()
         try:
             result["data_wait"] = data_wait(args, device, data_model, data_forward, data_amp, batch, work)
-        except Exception as err:  # noqa: BLE001 - keep the step figures; exit 1 at the end
+        except Exception as err:  # keep the step figures; exit 1 at the end
             result["data_wait"] = {"error": f"{type(err).__name__}: {err}"[:2000]}
             print(f"data-wait part failed: {result['data_wait']['error']}", file=sys.stderr)
         finally:

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import atexit
-import shutil
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from conftest import REAL_NMNIST_TONIC, event_lists, fuzz_path, fuzz_settings, put_bytes, require_real
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tmkt_data.errors import FormatError
 from tmkt_data.events import Recording, make_events
 from tmkt_data.formats import aedat2
 from tmkt_data.formats._io import read_hash_header
-
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 
 DVS128_CLASS = b"ch.unizh.ini.jaer.chip.retina.DVS128"
 DAVIS240_CLASS = b"eu.seebetter.ini.chips.davis.DAVIS240C"
@@ -42,17 +38,6 @@ def dvs_addr(raw_x: int, raw_y: int, on: int) -> int:
 
 def davis_addr(raw_x: int, raw_y: int, on: int) -> int:
     return (raw_y << 22) | (raw_x << 12) | (on << 11)
-
-
-def put(tmp_path: Path, data: bytes, name: str = "f.aedat") -> Path:
-    p = tmp_path / name
-    p.write_bytes(data)
-    return p
-
-
-def fields(rec: Recording):
-    ev = rec.events
-    return ev["x"].tolist(), ev["y"].tolist(), ev["p"].tolist(), ev["t"].tolist()
 
 
 # ---------------------------------------------------------------- sniff
@@ -89,10 +74,10 @@ DVS_EXPECTED = {
 
 @pytest.mark.parametrize("orientation", list(DVS_EXPECTED))
 def test_dvs128_hand_example(tmp_path, orientation):
-    p = put(tmp_path, header(DVS128_CLASS) + body(DVS_RECORDS))
+    p = put_bytes(tmp_path, header(DVS128_CLASS) + body(DVS_RECORDS))
     rec = aedat2.read(p, orientation=orientation)
     ex, ey, sensor = DVS_EXPECTED[orientation]
-    assert fields(rec) == (ex, ey, [1, 0, 1], [0, 10, 40])
+    assert event_lists(rec) == (ex, ey, [1, 0, 1], [0, 10, 40])
     assert rec.sensor_size == sensor
     assert rec.t0_abs == 1000
     assert rec.source_format == "aedat2"
@@ -104,7 +89,7 @@ def test_dvs128_hand_example(tmp_path, orientation):
 
 
 def test_dvs128_default_is_spikingjelly_and_no_aechip_means_dvs128(tmp_path):
-    p = put(tmp_path, header(None) + body(DVS_RECORDS))
+    p = put_bytes(tmp_path, header(None) + body(DVS_RECORDS))
     rec = aedat2.read(p)
     assert rec.metadata["chip"] == "dvs128"
     assert rec.metadata["orientation"] == "spikingjelly"
@@ -115,9 +100,9 @@ def test_dvs128_default_is_spikingjelly_and_no_aechip_means_dvs128(tmp_path):
 
 def test_dvs128_other_address_bits_ignored_like_jaer(tmp_path):
     # bits 16-30 are not part of the DVS128 address; bit 15 / 31 are the only drop markers
-    p = put(tmp_path, header() + body([(0x00010000 | dvs_addr(4, 6, 0), 7)]))
+    p = put_bytes(tmp_path, header() + body([(0x00010000 | dvs_addr(4, 6, 0), 7)]))
     rec = aedat2.read(p, orientation="raw")
-    assert fields(rec) == ([4], [6], [0], [0])
+    assert event_lists(rec) == ([4], [6], [0], [0])
 
 
 # ---------------------------------------------------------------- DAVIS
@@ -140,10 +125,10 @@ DAVIS240_EXPECTED = {
 
 @pytest.mark.parametrize("orientation", list(DAVIS240_EXPECTED))
 def test_davis240_hand_example(tmp_path, orientation):
-    p = put(tmp_path, header(DAVIS240_CLASS) + body(DAVIS240_RECORDS))
+    p = put_bytes(tmp_path, header(DAVIS240_CLASS) + body(DAVIS240_RECORDS))
     rec = aedat2.read(p, orientation=orientation)
     ex, ey, sensor = DAVIS240_EXPECTED[orientation]
-    assert fields(rec) == (ex, ey, [1, 0, 0], [0, 1, 4])
+    assert event_lists(rec) == (ex, ey, [1, 0, 0], [0, 1, 4])
     assert rec.sensor_size == sensor
     assert rec.t0_abs == 5
     assert rec.metadata["chip"] == "davis240"
@@ -151,7 +136,7 @@ def test_davis240_hand_example(tmp_path, orientation):
 
 
 def test_davis_auto_orientation_is_image(tmp_path):
-    p = put(tmp_path, header(DAVIS240_CLASS) + body(DAVIS240_RECORDS))
+    p = put_bytes(tmp_path, header(DAVIS240_CLASS) + body(DAVIS240_RECORDS))
     rec = aedat2.read(p)
     assert rec.metadata["orientation"] == "image"
     assert rec.sensor_size == (240, 180)
@@ -164,13 +149,13 @@ def test_davis346_hand_example(tmp_path):
         (0x80000000 | 0x7FFFFFFF, 102),  # APS with out-of-range bits: dropped, not an error
         (0x400, 103),
     ]
-    p = put(tmp_path, header(DAVIS346_CLASS) + body(recs))
+    p = put_bytes(tmp_path, header(DAVIS346_CLASS) + body(recs))
     rec = aedat2.read(p)
     assert rec.metadata["chip"] == "davis346"
-    assert fields(rec) == ([0, 344], [0, 257], [1, 0], [0, 1])
+    assert event_lists(rec) == ([0, 344], [0, 257], [1, 0], [0, 1])
     rec = aedat2.read(p, orientation="spikingjelly")
     assert rec.sensor_size == (260, 346)
-    assert fields(rec) == ([0, 257], [0, 344], [1, 0], [0, 1])
+    assert event_lists(rec) == ([0, 257], [0, 344], [1, 0], [0, 1])
 
 
 @pytest.mark.parametrize(
@@ -183,18 +168,20 @@ def test_davis346_hand_example(tmp_path):
 )
 def test_davis_coordinate_outside_chip_is_error_with_offset(tmp_path, chip_class, addr):
     h = header(chip_class)
-    p = put(tmp_path, h + body([(davis_addr(1, 1, 1), 1), (addr, 2)]))
+    p = put_bytes(tmp_path, h + body([(davis_addr(1, 1, 1), 1), (addr, 2)]))
     with pytest.raises(FormatError) as ei:
         aedat2.read(p)
     assert ei.value.offset == len(h) + 8
 
 
 def test_chip_override_and_unknown_aechip(tmp_path):
-    p = put(tmp_path, header(b"eu.seebetter.ini.chips.davis.DAVIS640") + body([(davis_addr(1, 2, 1), 3)]))
+    p = put_bytes(
+        tmp_path, header(b"eu.seebetter.ini.chips.davis.DAVIS640") + body([(davis_addr(1, 2, 1), 3)])
+    )
     with pytest.raises(FormatError, match="AEChip"):
         aedat2.read(p)
     rec = aedat2.read(p, chip="davis346", orientation="raw")
-    assert fields(rec) == ([1], [2], [1], [0])
+    assert event_lists(rec) == ([1], [2], [1], [0])
 
 
 # ---------------------------------------------------------------- timestamps
@@ -202,7 +189,7 @@ def test_chip_override_and_unknown_aechip(tmp_path):
 
 def test_wraparound_unwrapped(tmp_path):
     ts = [2**32 - 20, 2**32 - 10, 5, 15]
-    p = put(tmp_path, header() + body([(dvs_addr(i, i, 1), t) for i, t in enumerate(ts)]))
+    p = put_bytes(tmp_path, header() + body([(dvs_addr(i, i, 1), t) for i, t in enumerate(ts)]))
     rec = aedat2.read(p, orientation="raw")
     assert rec.t0_abs == 2**32 - 20
     assert rec.events["t"].tolist() == [0, 10, 25, 35]
@@ -213,7 +200,7 @@ def test_wraparound_unwrapped(tmp_path):
 
 def test_two_wraps(tmp_path):
     ts = [2**32 - 1, 0, 2**31, 2**32 - 1, 3]
-    p = put(tmp_path, header() + body([(dvs_addr(1, 1, 1), t) for t in ts]))
+    p = put_bytes(tmp_path, header() + body([(dvs_addr(1, 1, 1), t) for t in ts]))
     rec = aedat2.read(p)
     # unwrapped: 2**32 - 1, 2**32, 2**32 + 2**31, 2**33 - 1, 2**33 + 3
     assert rec.events["t"].tolist() == [0, 1, 2**31 + 1, 2**32, 2**32 + 4]
@@ -227,7 +214,7 @@ def test_small_backward_jump_is_resorted_stably(tmp_path):
         (dvs_addr(2, 0, 1), 100),
         (dvs_addr(3, 0, 1), 200),
     ]
-    p = put(tmp_path, header() + body(recs))
+    p = put_bytes(tmp_path, header() + body(recs))
     rec = aedat2.read(p, orientation="raw")
     assert rec.metadata["resorted"] is True
     assert rec.metadata["timestamp_wraps"] == 0
@@ -244,18 +231,18 @@ def test_aedat1_hand_example(tmp_path):
         + struct.pack(">HI", 0x8000, 8)
         + struct.pack(">HI", dvs_addr(2, 3, 0), 9)
     )
-    p = put(tmp_path, b"#!AER-DAT1.0\r\n# x\r\n" + recs, "f.dat")
+    p = put_bytes(tmp_path, b"#!AER-DAT1.0\r\n# x\r\n" + recs, "f.dat")
     rec = aedat2.read(p, orientation="raw")
     assert rec.metadata["version"] == "1.0"
-    assert fields(rec) == ([10, 2], [5, 3], [1, 0], [0, 2])
+    assert event_lists(rec) == ([10, 2], [5, 3], [1, 0], [0, 2])
     # no #!AER-DAT line at all also means 1.0
-    p = put(tmp_path, b"# old jAER file\r\n" + recs, "g.dat")
-    assert fields(aedat2.read(p, orientation="raw")) == ([10, 2], [5, 3], [1, 0], [0, 2])
+    p = put_bytes(tmp_path, b"# old jAER file\r\n" + recs, "g.dat")
+    assert event_lists(aedat2.read(p, orientation="raw")) == ([10, 2], [5, 3], [1, 0], [0, 2])
 
 
 def test_aedat1_partial_record(tmp_path):
     h = b"#!AER-DAT1.0\r\n"
-    p = put(tmp_path, h + struct.pack(">HI", 1, 2) + b"\x00\x01\x02")
+    p = put_bytes(tmp_path, h + struct.pack(">HI", 1, 2) + b"\x00\x01\x02")
     with pytest.raises(FormatError) as ei:
         aedat2.read(p)
     assert ei.value.offset == len(h) + 6
@@ -266,7 +253,7 @@ def test_aedat1_partial_record(tmp_path):
 
 def test_truncated_body_names_offset_of_partial_record(tmp_path):
     h = header()
-    p = put(tmp_path, h + body([(dvs_addr(1, 1, 1), 1), (dvs_addr(2, 2, 1), 2)]) + b"\x00\x00\x01")
+    p = put_bytes(tmp_path, h + body([(dvs_addr(1, 1, 1), 1), (dvs_addr(2, 2, 1), 2)]) + b"\x00\x00\x01")
     with pytest.raises(FormatError) as ei:
         aedat2.read(p)
     assert ei.value.offset == len(h) + 16
@@ -274,30 +261,32 @@ def test_truncated_body_names_offset_of_partial_record(tmp_path):
 
 
 def test_header_line_without_newline(tmp_path):
-    p = put(tmp_path, b"#!AER-DAT2.0\r\n# AEChip: ch.unizh.ini.jaer.chip.retina.DVS128")
+    p = put_bytes(tmp_path, b"#!AER-DAT2.0\r\n# AEChip: ch.unizh.ini.jaer.chip.retina.DVS128")
     with pytest.raises(FormatError):
         aedat2.read(p)
 
 
 def test_empty_file(tmp_path):
     with pytest.raises(FormatError):
-        aedat2.read(put(tmp_path, b""))
+        aedat2.read(put_bytes(tmp_path, b""))
 
 
 def test_header_only_gives_no_events(tmp_path):
-    rec = aedat2.read(put(tmp_path, header()))
+    rec = aedat2.read(put_bytes(tmp_path, header()))
     assert len(rec) == 0
     assert rec.events.dtype.names == ("t", "x", "y", "p")
 
 
 def test_garbage_bytes(tmp_path):
     with pytest.raises(FormatError):
-        aedat2.read(put(tmp_path, bytes(range(200, 255))))  # 55 bytes: no header, not whole 6-byte records
+        aedat2.read(
+            put_bytes(tmp_path, bytes(range(200, 255)))
+        )  # 55 bytes: no header, not whole 6-byte records
 
 
 def test_aedat3_header_rejected(tmp_path):
     with pytest.raises(FormatError, match="AEDAT"):
-        aedat2.read(put(tmp_path, b"#!AER-DAT3.1\r\n#!END-HEADER\r\n"))
+        aedat2.read(put_bytes(tmp_path, b"#!AER-DAT3.1\r\n#!END-HEADER\r\n"))
 
 
 def test_missing_file(tmp_path):
@@ -339,7 +328,7 @@ def test_writer_davis_hash_first_byte_gets_leading_special_record(tmp_path):
     assert data[start] != 0x23
     rec = aedat2.read(p)
     assert rec.metadata["dropped_special"] == 1
-    assert fields(rec) == ([234, 0], [39, 0], [1, 1], [0, 1])
+    assert event_lists(rec) == ([234, 0], [39, 0], [1, 1], [0, 1])
 
 
 def test_writer_rejects_bad_sensor_and_coordinates(tmp_path):
@@ -378,7 +367,7 @@ def chip_events(draw):
     return chip, orientation, (w, h), make_events(ts, xs, ys, ps), t0
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@fuzz_settings(80)
 @given(chip_events())
 def test_round_trip_every_chip_and_orientation(tmp_path, case):
     chip, orientation, sensor, ev, t0 = case
@@ -399,8 +388,9 @@ def test_round_trip_every_chip_and_orientation(tmp_path, case):
 
 
 def test_tonic_read_dvs_128_is_broken_in_1_7_0(tmp_path):
-    tio = pytest.importorskip("tonic.io")
-    p = put(tmp_path, header(DVS128_CLASS) + body(DVS_RECORDS))
+    import tonic.io as tio
+
+    p = put_bytes(tmp_path, header(DVS128_CLASS) + body(DVS_RECORDS))
     # read_dvs_128 unpacks two values from read_aedat_header_from_file, which returns three
     with pytest.raises(ValueError):
         tio.read_dvs_128(str(p))
@@ -409,8 +399,9 @@ def test_tonic_read_dvs_128_is_broken_in_1_7_0(tmp_path):
 def test_tonic_dvs128_mapping_differs(tmp_path):
     """tonic's intended DVS128 decoding (read_dvs_128 body, applied to its raw address reader):
     x = raw_y, y = raw_x, p = bit0 (1 = OFF), and it keeps special events."""
-    tio = pytest.importorskip("tonic.io")
-    p = put(tmp_path, header(DVS128_CLASS) + body(DVS_RECORDS))
+    import tonic.io as tio
+
+    p = put_bytes(tmp_path, header(DVS128_CLASS) + body(DVS_RECORDS))
     version, start, _ = tio.read_aedat_header_from_file(str(p))
     raw = tio.get_aer_events_from_file(str(p), version, start)
     assert len(raw) == 5  # the two special records are kept by tonic
@@ -422,7 +413,8 @@ def test_tonic_dvs128_mapping_differs(tmp_path):
 
 
 def test_matches_tonic_read_davis_346(tmp_path):
-    tio = pytest.importorskip("tonic.io")
+    import tonic.io as tio
+
     rng = np.random.default_rng(3)
     n = 500
     raw_x = rng.integers(0, 346, n)
@@ -432,7 +424,7 @@ def test_matches_tonic_read_davis_346(tmp_path):
     recs = [
         (davis_addr(int(a), int(b), int(c)), int(t)) for a, b, c, t in zip(raw_x, raw_y, on, ts, strict=True)
     ]
-    p = put(tmp_path, header(DAVIS346_CLASS) + body(recs))
+    p = put_bytes(tmp_path, header(DAVIS346_CLASS) + body(recs))
     shape, start_ts, tev = tio.read_davis_346(str(p))
     assert shape == (346, 260)
     assert start_ts is None
@@ -445,23 +437,25 @@ def test_matches_tonic_read_davis_346(tmp_path):
 
 
 def test_tonic_read_davis_346_keeps_aps_and_imu_records(tmp_path):
-    tio = pytest.importorskip("tonic.io")
+    import tonic.io as tio
+
     recs = [
         (davis_addr(1, 2, 1), 1),
         (0x80000000 | davis_addr(5, 5, 0), 2),
         (0x400, 3),
         (davis_addr(3, 4, 0), 4),
     ]
-    p = put(tmp_path, header(DAVIS346_CLASS) + body(recs))
+    p = put_bytes(tmp_path, header(DAVIS346_CLASS) + body(recs))
     _, _, tev = tio.read_davis_346(str(p))
     assert len(tev) == 4  # tonic decodes APS and IMU records as polarity events
     assert len(aedat2.read(p)) == 2
 
 
 def test_tonic_does_not_unwrap(tmp_path):
-    tio = pytest.importorskip("tonic.io")
+    import tonic.io as tio
+
     recs = [(davis_addr(1, 1, 1), 2**32 - 10), (davis_addr(2, 2, 1), 5)]
-    p = put(tmp_path, header(DAVIS346_CLASS) + body(recs))
+    p = put_bytes(tmp_path, header(DAVIS346_CLASS) + body(recs))
     _, _, tev = tio.read_davis_346(str(p))
     assert tev["t"].tolist() == [2**32 - 10, 5]
     rec = aedat2.read(p)
@@ -472,10 +466,9 @@ def test_tonic_does_not_unwrap(tmp_path):
 
 
 def test_nmnist_round_trip_dvs128_raw(tmp_path):
-    src = REAL / "nmnist_tonic" / "sample_nmnist.bin"
-    if not src.exists():
-        pytest.skip(f"real sample data not available at {src}")
-    tio = pytest.importorskip("tonic.io")
+    src = require_real(REAL_NMNIST_TONIC)
+    import tonic.io as tio
+
     dt = np.dtype([("x", int), ("y", int), ("p", int), ("t", int)])
     nm = tio.read_mnist_file(str(src), dtype=dt)
     assert len(nm) == 4325
@@ -492,12 +485,9 @@ def test_nmnist_round_trip_dvs128_raw(tmp_path):
 
 # ---------------------------------------------------------------- fuzz
 
-_FUZZ_DIR = Path(tempfile.mkdtemp(prefix="tmkt_aedat2_fuzz_"))
-atexit.register(shutil.rmtree, _FUZZ_DIR, True)
-
 
 def _read_or_format_error(data: bytes, **kw) -> None:
-    p = _FUZZ_DIR / "fuzz.aedat"
+    p = fuzz_path("aedat2.aedat")
     p.write_bytes(data)
     try:
         rec = aedat2.read(p, **kw)
@@ -659,7 +649,7 @@ def test_decoder_matches_numpy_reference(tmp_path, chip, orientation, seed):
     data = header(
         {"dvs128": DVS128_CLASS, "davis240": DAVIS240_CLASS, "davis346": DAVIS346_CLASS}[chip]
     ) + body(recs)
-    rec = _check_against_reference(put(tmp_path, data), data, "2.0", chip, orientation)
+    rec = _check_against_reference(put_bytes(tmp_path, data), data, "2.0", chip, orientation)
     assert rec is not None
     assert rec.metadata["timestamp_wraps"] > 0  # ~8e6 us per record on average: several wraps
     if seed == 2:
@@ -705,7 +695,7 @@ def test_straight_loop_and_late_fallback_match_reference(tmp_path, chip, orienta
     data = header(
         {"dvs128": DVS128_CLASS, "davis240": DAVIS240_CLASS, "davis346": DAVIS346_CLASS}[chip]
     ) + body(recs)
-    rec = _check_against_reference(put(tmp_path, data), data, "2.0", chip, orientation)
+    rec = _check_against_reference(put_bytes(tmp_path, data), data, "2.0", chip, orientation)
     if late is None:
         assert rec.metadata["dropped_special"] == 0 and rec.metadata["resorted"] is False
         assert len(rec) == 3000
@@ -719,7 +709,7 @@ def test_decoder_matches_numpy_reference_aedat1(tmp_path, orientation):
     recs = random_records(rng, "dvs128", 2000, special=0.2, backward=0.01, t_start=2**32 - 10**6)
     raw = b"".join(struct.pack(">HI", a & 0xFFFF, t) for a, t in recs)  # 16-bit addresses: bit 15 drops
     data = b"#!AER-DAT1.0\r\n# x\r\n" + raw
-    rec = _check_against_reference(put(tmp_path, data, "f.dat"), data, "1.0", "dvs128", orientation)
+    rec = _check_against_reference(put_bytes(tmp_path, data, "f.dat"), data, "1.0", "dvs128", orientation)
     assert rec is not None and rec.metadata["dropped_special"] > 0
 
 
@@ -731,12 +721,12 @@ def test_decoder_bad_coordinate_matches_reference(tmp_path, chip):
     recs[700] = (davis_addr(int(rng.integers(w, 1024)), 3, 1), recs[700][1])  # x outside the chip
     recs[900] = (davis_addr(2, int(rng.integers(h, 512)), 0), recs[900][1])  # y outside, later
     data = header() + body(recs)
-    assert _check_against_reference(put(tmp_path, data), data, "2.0", chip, "image") is None
+    assert _check_against_reference(put_bytes(tmp_path, data), data, "2.0", chip, "image") is None
 
 
 def test_decoder_only_special_records(tmp_path):
     data = header() + body([(0x80000000, 5), (0x8000 | dvs_addr(1, 1, 1), 2**32 - 1), (0x80008000, 3)])
-    rec = _check_against_reference(put(tmp_path, data), data, "2.0", "dvs128", "raw")
+    rec = _check_against_reference(put_bytes(tmp_path, data), data, "2.0", "dvs128", "raw")
     assert len(rec) == 0 and rec.t0_abs == 0 and rec.metadata["timestamp_wraps"] == 1
 
 

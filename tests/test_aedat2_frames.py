@@ -3,15 +3,13 @@ convert path that uses it against to_frames on every file."""
 
 from __future__ import annotations
 
-import atexit
-import shutil
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
+from conftest import fuzz_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -246,10 +244,6 @@ def test_convert_equals_to_frames_on_plain_and_other_files(tmp_path, monkeypatch
     assert (saturated > 0) == (opts.dtype == "uint8")
 
 
-_FUZZ = Path(tempfile.mkdtemp(prefix="tmkt_aedat2_frames_fuzz_"))
-atexit.register(shutil.rmtree, _FUZZ, True)
-
-
 @settings(max_examples=150, deadline=None)
 @given(
     chip=st.sampled_from(["dvs128", "davis240"]),
@@ -271,7 +265,7 @@ def test_fuzz_none_or_equal_to_read_then_to_frames(
     if sorted_times:  # mostly valid events: keep the address bits inside the chip
         w, h = CHIPS[chip]
         addr = [int(address(chip, np.int64(a % w), np.int64((a >> 12) % h), np.int64(a & 1))) for a in addr]
-    path = write_raw(_FUZZ / "f.aedat", chip, addr, ts)
+    path = write_raw(fuzz_path("aedat2_frames.aedat"), chip, addr, ts)
     try:
         rec = aedat2.read(path, chip=chip)
     except FormatError:

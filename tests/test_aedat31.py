@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import atexit
-import shutil
 import struct
-import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from conftest import REAL_NMNIST_TONIC, event_lists, fuzz_path, fuzz_settings, put_bytes, require_real
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tmkt_data.errors import EventsError, FormatError
 from tmkt_data.events import Recording, make_events
 from tmkt_data.formats import aedat31
-
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 
 HEADER = (
     b"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: DVS128\r\n"
@@ -47,17 +43,6 @@ def packet(
     return struct.pack("<hhiiiiii", etype, source, size, tsoff, overflow, cap, num, val) + payload
 
 
-def put(tmp_path: Path, data: bytes, name: str = "f.aedat") -> Path:
-    p = tmp_path / name
-    p.write_bytes(data)
-    return p
-
-
-def fields(rec: Recording):
-    ev = rec.events
-    return ev["x"].tolist(), ev["y"].tolist(), ev["p"].tolist(), ev["t"].tolist()
-
-
 # IMU6 packet: 2 events of 36 bytes (zeros, so that tonic's misreading of it stays small and deterministic)
 IMU6 = packet(bytes(72), etype=3, size=36, tsoff=32)
 EDGE_FILE = (
@@ -76,9 +61,9 @@ def test_sniff():
 
 
 def test_hand_example_skips_imu_drops_invalid_applies_overflow(tmp_path):
-    rec = aedat31.read(put(tmp_path, EDGE_FILE))
+    rec = aedat31.read(put_bytes(tmp_path, EDGE_FILE))
     t_abs = [100, 200, 2**31 + 5, 2**31 + 7]
-    assert fields(rec) == ([3, 127, 0, 64], [5, 0, 127, 64], [1, 0, 1, 0], [t - 100 for t in t_abs])
+    assert event_lists(rec) == ([3, 127, 0, 64], [5, 0, 127, 64], [1, 0, 1, 0], [t - 100 for t in t_abs])
     assert rec.t0_abs == 100
     assert rec.sensor_size == (128, 128)
     assert rec.source_format == "aedat31"
@@ -94,46 +79,46 @@ def test_hand_example_skips_imu_drops_invalid_applies_overflow(tmp_path):
 def test_only_event_number_events_decoded(tmp_path):
     # capacity 3, number 2: the third slot is unused even though it looks valid
     data = HEADER + packet([(pol(1, 1, 1), 10), (pol(2, 2, 1), 11), (pol(3, 3, 1), 12)], number=2)
-    rec = aedat31.read(put(tmp_path, data))
+    rec = aedat31.read(put_bytes(tmp_path, data))
     assert rec.events["x"].tolist() == [1, 2]
 
 
 def test_out_of_order_packets_are_resorted(tmp_path):
     data = HEADER + packet([(pol(1, 1, 1), 50)]) + packet([(pol(2, 2, 0), 20)])
-    rec = aedat31.read(put(tmp_path, data))
+    rec = aedat31.read(put_bytes(tmp_path, data))
     assert rec.metadata["resorted"] is True
-    assert fields(rec) == ([2, 1], [2, 1], [0, 1], [0, 30])
+    assert event_lists(rec) == ([2, 1], [2, 1], [0, 1], [0, 30])
 
 
 def test_sensor_size_from_source_xml_and_override(tmp_path):
     h346 = b"#!AER-DAT3.1\r\n#Source 1: DAVIS346B\r\n#!END-HEADER\r\n"
     ev = packet([(pol(345, 259, 1), 1)])
-    assert aedat31.read(put(tmp_path, h346 + ev)).sensor_size == (346, 260)
+    assert aedat31.read(put_bytes(tmp_path, h346 + ev)).sensor_size == (346, 260)
     hxml = (
         b'#!AER-DAT3.1\r\n#Source 1: Foo\r\n#-Source 1: <attr key="sizeX" type="short">400</attr>'
         b'<attr key="sizeY" type="short">300</attr>\r\n#!END-HEADER\r\n'
     )
     ev = packet([(pol(399, 299, 1), 1)])
-    assert aedat31.read(put(tmp_path, hxml + ev)).sensor_size == (400, 300)
+    assert aedat31.read(put_bytes(tmp_path, hxml + ev)).sensor_size == (400, 300)
     hnone = b"#!AER-DAT3.1\r\n#!END-HEADER\r\n"
-    assert aedat31.read(put(tmp_path, hnone + packet([(pol(1, 1, 1), 1)]))).sensor_size == (128, 128)
+    assert aedat31.read(put_bytes(tmp_path, hnone + packet([(pol(1, 1, 1), 1)]))).sensor_size == (128, 128)
     big = HEADER + packet([(pol(200, 150, 1), 1)])
-    rec = aedat31.read(put(tmp_path, big), sensor_size=(256, 256))
+    rec = aedat31.read(put_bytes(tmp_path, big), sensor_size=(256, 256))
     assert rec.sensor_size == (256, 256)
-    assert fields(rec) == ([200], [150], [1], [0])
+    assert event_lists(rec) == ([200], [150], [1], [0])
 
 
 def test_event_outside_sensor_is_error_with_record_offset(tmp_path):
     first = packet([(pol(1, 1, 1), 1)])
     data = HEADER + first + packet([(pol(5, 5, 1), 2), (pol(128, 0, 1), 3)])
     with pytest.raises(FormatError) as ei:
-        aedat31.read(put(tmp_path, data))
+        aedat31.read(put_bytes(tmp_path, data))
     assert ei.value.offset == len(HEADER) + len(first) + 28 + 8
 
 
 def test_invalid_event_outside_sensor_is_ignored(tmp_path):
     data = HEADER + packet([(pol(5000, 5000, 1, valid=0), 2), (pol(1, 2, 0), 3)])
-    assert fields(aedat31.read(put(tmp_path, data))) == ([1], [2], [0], [0])
+    assert event_lists(aedat31.read(put_bytes(tmp_path, data))) == ([1], [2], [0], [0])
 
 
 # ---------------------------------------------------------------- bad input
@@ -141,21 +126,21 @@ def test_invalid_event_outside_sensor_is_ignored(tmp_path):
 
 def test_missing_end_header(tmp_path):
     with pytest.raises(FormatError, match="END-HEADER"):
-        aedat31.read(put(tmp_path, b"#!AER-DAT3.1\r\n#Format: RAW\r\n" + packet([(pol(1, 1, 1), 1)])))
+        aedat31.read(put_bytes(tmp_path, b"#!AER-DAT3.1\r\n#Format: RAW\r\n" + packet([(pol(1, 1, 1), 1)])))
 
 
 def test_not_aedat3(tmp_path):
     with pytest.raises(FormatError):
-        aedat31.read(put(tmp_path, b"#!AER-DAT2.0\r\n#!END-HEADER\r\n"))
+        aedat31.read(put_bytes(tmp_path, b"#!AER-DAT2.0\r\n#!END-HEADER\r\n"))
 
 
 def test_empty_file(tmp_path):
     with pytest.raises(FormatError):
-        aedat31.read(put(tmp_path, b""))
+        aedat31.read(put_bytes(tmp_path, b""))
 
 
 def test_header_only_gives_no_events(tmp_path):
-    rec = aedat31.read(put(tmp_path, HEADER))
+    rec = aedat31.read(put_bytes(tmp_path, HEADER))
     assert len(rec) == 0
     assert rec.metadata["packets"] == 0
 
@@ -164,7 +149,7 @@ def test_truncated_body_names_packet_offset(tmp_path):
     first = packet([(pol(1, 1, 1), 1)])
     data = HEADER + first + packet([(pol(2, 2, 1), 2), (pol(3, 3, 1), 3)])
     with pytest.raises(FormatError) as ei:
-        aedat31.read(put(tmp_path, data[:-3]))
+        aedat31.read(put_bytes(tmp_path, data[:-3]))
     assert ei.value.offset == len(HEADER) + len(first)
     assert "bytes follow" in str(ei.value)
 
@@ -172,13 +157,13 @@ def test_truncated_body_names_packet_offset(tmp_path):
 def test_truncated_packet_header(tmp_path):
     first = packet([(pol(1, 1, 1), 1)])
     with pytest.raises(FormatError) as ei:
-        aedat31.read(put(tmp_path, HEADER + first + b"\x01\x00\x01"))
+        aedat31.read(put_bytes(tmp_path, HEADER + first + b"\x01\x00\x01"))
     assert ei.value.offset == len(HEADER) + len(first)
 
 
 def test_absurd_capacity_fails_fast_without_allocating(tmp_path):
     data = HEADER + packet([(pol(1, 1, 1), 1)], capacity=2**30, number=1)
-    p = put(tmp_path, data)
+    p = put_bytes(tmp_path, data)
     tracemalloc.start()
     t0 = time.perf_counter()
     try:
@@ -211,19 +196,19 @@ def test_absurd_capacity_fails_fast_without_allocating(tmp_path):
 def test_corrupt_packet_header_fields(tmp_path, kw):
     data = HEADER + packet([(pol(1, 1, 1), 1)], **kw)
     with pytest.raises(FormatError) as ei:
-        aedat31.read(put(tmp_path, data))
+        aedat31.read(put_bytes(tmp_path, data))
     assert ei.value.offset == len(HEADER)
 
 
 def test_negative_timestamp(tmp_path):
     with pytest.raises(FormatError) as ei:
-        aedat31.read(put(tmp_path, HEADER + packet([(pol(1, 1, 1), -5)])))
+        aedat31.read(put_bytes(tmp_path, HEADER + packet([(pol(1, 1, 1), -5)])))
     assert ei.value.offset == len(HEADER) + 28
 
 
 def test_garbage_after_header(tmp_path):
     with pytest.raises(FormatError):
-        aedat31.read(put(tmp_path, HEADER + bytes(range(256)) * 3))
+        aedat31.read(put_bytes(tmp_path, HEADER + bytes(range(256)) * 3))
 
 
 # ---------------------------------------------------------------- writer
@@ -297,7 +282,7 @@ def sensor_events(draw):
     return (w, h), make_events(ts, xs, ys, ps), t0, packet_size
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@fuzz_settings(80)
 @given(sensor_events())
 def test_round_trip(tmp_path, case):
     sensor, ev, t0, packet_size = case
@@ -318,7 +303,8 @@ def test_round_trip(tmp_path, case):
 
 def _tonic_ibm(path: Path):
     """tonic's AEDAT 3.1 path: its header and raw-packet readers, decoded with read_dvs_ibm's bit masks."""
-    tio = pytest.importorskip("tonic.io")
+    import tonic.io as tio
+
     version, start, _ = tio.read_aedat_header_from_file(str(path))
     assert version == pytest.approx(3.1)
     raw = tio.get_aer_events_from_file(str(path), version, start)
@@ -327,8 +313,9 @@ def _tonic_ibm(path: Path):
 
 
 def test_tonic_read_dvs_ibm_is_broken_in_1_7_0(tmp_path):
-    tio = pytest.importorskip("tonic.io")
-    p = put(tmp_path, HEADER + packet([(pol(1, 2, 1), 3)]))
+    import tonic.io as tio
+
+    p = put_bytes(tmp_path, HEADER + packet([(pol(1, 2, 1), 3)]))
     # like read_dvs_128: unpacks two values from read_aedat_header_from_file, which returns three
     with pytest.raises(ValueError):
         tio.read_dvs_ibm(str(p))
@@ -350,7 +337,7 @@ def test_matches_tonic_on_plain_file(tmp_path):
         ally += ys.tolist()
         allp += ps.tolist()
         allt += ts.tolist()
-    p = put(tmp_path, data)
+    p = put_bytes(tmp_path, data)
     tx, ty, tp, tt = _tonic_ibm(p)
     rec = aedat31.read(p)
     np.testing.assert_array_equal(rec.events["x"], tx)
@@ -368,7 +355,7 @@ def test_tonic_ignores_overflow_and_valid_bit(tmp_path):
         + packet([(pol(3, 5, 1), 100), (pol(9, 9, 1, valid=0), 150)])
         + packet([(pol(1, 1, 0), 5)], overflow=1)
     )
-    p = put(tmp_path, data)
+    p = put_bytes(tmp_path, data)
     tx, _, _, tt = _tonic_ibm(p)
     assert tx.tolist() == [3, 9, 1]  # the invalidated event is kept
     assert tt.tolist() == [100, 150, 5]  # no overflow: time goes backwards
@@ -382,7 +369,7 @@ def test_tonic_misreads_non_polarity_packet(tmp_path):
     # takes 16 bytes as two polarity events, then parses the rest as (empty) packet headers until it
     # happens to land on the next real header; the invalid event is kept and the overflow ignored.
     # Our reader skips eventCapacity * eventSize bytes.
-    p = put(tmp_path, EDGE_FILE)
+    p = put_bytes(tmp_path, EDGE_FILE)
     tx, ty, _, tt = _tonic_ibm(p)
     assert tx.tolist() == [3, 127, 9, 0, 0, 0, 64]
     assert ty.tolist() == [5, 0, 9, 0, 0, 127, 64]
@@ -394,10 +381,9 @@ def test_tonic_misreads_non_polarity_packet(tmp_path):
 
 
 def test_nmnist_round_trip(tmp_path):
-    src = REAL / "nmnist_tonic" / "sample_nmnist.bin"
-    if not src.exists():
-        pytest.skip(f"real sample data not available at {src}")
-    tio = pytest.importorskip("tonic.io")
+    src = require_real(REAL_NMNIST_TONIC)
+    import tonic.io as tio
+
     dt = np.dtype([("x", int), ("y", int), ("p", int), ("t", int)])
     nm = tio.read_mnist_file(str(src), dtype=dt)
     assert len(nm) == 4325
@@ -422,12 +408,9 @@ def test_nmnist_round_trip(tmp_path):
 
 # ---------------------------------------------------------------- fuzz
 
-_FUZZ_DIR = Path(tempfile.mkdtemp(prefix="tmkt_aedat31_fuzz_"))
-atexit.register(shutil.rmtree, _FUZZ_DIR, True)
-
 
 def _read_or_format_error(data: bytes) -> None:
-    p = _FUZZ_DIR / "fuzz.aedat"
+    p = fuzz_path("aedat31.aedat")
     p.write_bytes(data)
     t0 = time.perf_counter()
     try:

@@ -7,17 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from conftest import REAL_AEDAT4, check_read_outcome, fuzz_settings, needs_real
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tmkt_data.errors import EventsError, FormatError
-from tmkt_data.events import EVENT_DTYPE, Recording
+from tmkt_data.events import EVENT_DTYPE
 from tmkt_data.formats import aedat4, read_events
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-SAMPLE = REAL / "aedat4_tonic" / "sample.aedat4"
-needs_real = pytest.mark.skipif(not SAMPLE.is_file(), reason=f"real sample {SAMPLE} is absent")
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SAMPLE = REAL_AEDAT4
+needs_sample = needs_real(SAMPLE)
+FUZZ = fuzz_settings(60)
 
 
 def dv_xml(streams: dict[int, tuple[str, int, int]]) -> str:
@@ -46,7 +46,7 @@ def packet(t, x, y, on) -> bytes:
     return aedat4.event_packet_flatbuffer(np.asarray(t), np.asarray(x), np.asarray(y), np.asarray(on))
 
 
-@needs_real
+@needs_sample
 def test_real_sample_matches_tonic_and_aedat() -> None:
     import tonic.io
 
@@ -66,7 +66,7 @@ def test_real_sample_matches_tonic_and_aedat() -> None:
     np.testing.assert_array_equal(rec.events["p"], ref["on"].astype(np.uint8))
 
 
-@needs_real
+@needs_sample
 def test_stream_option() -> None:
     assert len(aedat4.read(SAMPLE, stream=0)) == 111_954
     with pytest.raises(FormatError, match="stream 2 is imus, expected an event"):
@@ -75,7 +75,7 @@ def test_stream_option() -> None:
         aedat4.read(SAMPLE, stream=7)
 
 
-@needs_real
+@needs_sample
 @pytest.mark.parametrize("compression", ["lz4", "none"])
 def test_writer_round_trip_real_events(tmp_path: Path, compression: str) -> None:
     import aedat
@@ -96,7 +96,7 @@ def test_writer_round_trip_real_events(tmp_path: Path, compression: str) -> None
     np.testing.assert_array_equal(back.events, rec.events)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@fuzz_settings(30)
 @given(
     n=st.integers(0, 300),
     seed=st.integers(0, 2**32 - 1),
@@ -254,25 +254,16 @@ def test_sniff() -> None:
     assert not aedat4.sniff(b"#!AER-DAT3.1\r\n")
 
 
-def _check_outcome(path: Path) -> None:
-    try:
-        rec = read_events(path, format="aedat4")
-    except FormatError as err:
-        assert str(path) in str(err)
-        return
-    assert isinstance(rec, Recording) and rec.events.dtype == EVENT_DTYPE
-
-
 @FUZZ
 @given(data=st.binary(max_size=300), with_magic=st.booleans())
 def test_fuzz_random_bytes(tmp_path: Path, data: bytes, with_magic: bool) -> None:
     path = tmp_path / "r.aedat4"
     path.write_bytes((aedat4.MAGIC if with_magic else b"") + data)
-    _check_outcome(path)
+    check_read_outcome(path, "aedat4")
 
 
-@needs_real
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@needs_sample
+@fuzz_settings(80)
 @given(
     op=st.sampled_from(["flip", "set", "truncate", "insert", "high"]),
     pos=st.integers(0, 4095),
@@ -293,4 +284,4 @@ def test_fuzz_mutated_real_file(tmp_path: Path, op: str, pos: int, val: bytes, c
         data[pos:pos] = val
     path = tmp_path / "m.aedat4"
     path.write_bytes(bytes(data))
-    _check_outcome(path)
+    check_read_outcome(path, "aedat4")

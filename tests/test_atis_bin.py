@@ -7,19 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from conftest import REAL, REAL_NMNIST_TONIC, check_read_outcome, fuzz_settings, needs_real
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tmkt_data.errors import EventsError, FormatError
-from tmkt_data.events import EVENT_DTYPE, Recording
+from tmkt_data.events import EVENT_DTYPE
 from tmkt_data.formats import atis_bin, read_events
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-TONIC_BIN = REAL / "nmnist_tonic" / "sample_nmnist.bin"
+TONIC_BIN = REAL_NMNIST_TONIC
 SLAYER = {1: 4681, 2: 5028, 3: 3307, 4: 2723, 6: 4921}
 REAL_FILES = [(TONIC_BIN, 4325)] + [(REAL / "nmnist_slayer" / f"{k}.bs2", n) for k, n in SLAYER.items()]
-needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"real sample folder {REAL} is absent")
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = fuzz_settings(60)
 
 # tonic's read_mnist_file fills the dtype's fields *positionally* in the order
 # (x, y, timestamp, polarity), so the dtype must list them in that order.
@@ -30,7 +29,7 @@ def record(x: int, y: int, on: int, ts: int) -> bytes:
     return bytes([x, y, (on << 7) | (ts >> 16), (ts >> 8) & 0xFF, ts & 0xFF])
 
 
-@needs_real
+@needs_real()
 @pytest.mark.parametrize(("path", "count"), REAL_FILES, ids=lambda v: getattr(v, "name", str(v)))
 def test_real_files_match_tonic(path: Path, count: int) -> None:
     import tonic.io
@@ -50,7 +49,7 @@ def test_real_files_match_tonic(path: Path, count: int) -> None:
     np.testing.assert_array_equal(fixed.events, rec.events)
 
 
-@needs_real
+@needs_real()
 def test_tonic_sample_facts() -> None:
     rec = read_events(TONIC_BIN)  # .bin: detected by extension
     assert rec.source_format == "atis_bin"
@@ -60,7 +59,7 @@ def test_tonic_sample_facts() -> None:
     assert len(rec.metadata["sha256"]) == 64 and rec.metadata["sha256"].startswith("3c9159329633efbb")
 
 
-@needs_real
+@needs_real()
 @pytest.mark.parametrize(("path", "count"), REAL_FILES, ids=lambda v: getattr(v, "name", str(v)))
 def test_writer_reproduces_real_files_byte_for_byte(tmp_path: Path, path: Path, count: int) -> None:
     rec = atis_bin.read(path)
@@ -211,14 +210,8 @@ def test_sniff_and_registry() -> None:
 
 
 def _check_outcome(path: Path) -> None:
-    try:
-        rec = read_events(path, format="atis_bin")
-    except FormatError as err:
-        assert str(path) in str(err)
-        return
-    assert isinstance(rec, Recording)
-    assert rec.events.dtype == EVENT_DTYPE
-    if len(rec):
+    rec = check_read_outcome(path, "atis_bin")
+    if rec is not None and len(rec):
         assert (
             int(rec.events["x"].max()) < rec.sensor_size[0]
             and int(rec.events["y"].max()) < rec.sensor_size[1]
@@ -233,7 +226,7 @@ def test_fuzz_random_bytes(tmp_path: Path, data: bytes) -> None:
     _check_outcome(path)
 
 
-@needs_real
+@needs_real()
 @FUZZ
 @given(
     op=st.sampled_from(["flip", "truncate", "insert"]),

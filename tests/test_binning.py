@@ -8,11 +8,10 @@ N-MNIST sample (docs/formats.md 5.4).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import tonic
+from conftest import REAL_NMNIST_TONIC, require_real
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from tonic.functional import to_frame_numpy
@@ -21,8 +20,7 @@ from tmkt_data.binning import to_frames, to_frames_many
 from tmkt_data.errors import EventsError
 from tmkt_data.events import EVENT_DTYPE
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-NMNIST = REAL / "nmnist_tonic" / "sample_nmnist.bin"
+NMNIST = REAL_NMNIST_TONIC
 # tonic's own N-MNIST dtype: read_mnist_file fills fields by position (x, y, t, p),
 # so the field order must be x, y, t, p (with x, y, p, t it would swap p and t).
 NMNIST_DTYPE = np.dtype([("x", int), ("y", int), ("t", int), ("p", int)])
@@ -256,8 +254,7 @@ def test_hand_computed_event_bins_and_windows():
 
 @pytest.fixture(scope="module")
 def nmnist() -> np.ndarray:
-    if not REAL.is_dir():
-        pytest.skip(f"real sample folder {REAL} is absent")
+    require_real()
     ev = tonic.io.read_mnist_file(str(NMNIST), dtype=NMNIST_DTYPE)
     assert ev.size == 4325 and int(ev["t"][0]) == 654 and int(ev["t"][-1]) == 311175
     return ev

@@ -7,23 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REAL_AEDAT4, REAL_NMNIST_TONIC, require_real
 from typer.testing import CliRunner
 
 from tmkt_data.cli import app
 from tmkt_train.cli import app as train_app
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 runner = CliRunner()
 
 
-def _needs_real(path: Path) -> None:
-    if not path.exists():
-        pytest.skip(f"real recordings not found at {REAL}")
-
-
 def test_inspect_json_real_nmnist() -> None:
-    path = REAL / "nmnist_tonic" / "sample_nmnist.bin"
-    _needs_real(path)
+    path = require_real(REAL_NMNIST_TONIC)
     res = runner.invoke(app, ["inspect", str(path), "--json"])
     assert res.exit_code == 0, res.output
     info = json.loads(res.stdout)
@@ -36,8 +30,7 @@ def test_inspect_json_real_nmnist() -> None:
 
 
 def test_inspect_table_real_aedat4() -> None:
-    path = REAL / "aedat4_tonic" / "sample.aedat4"
-    _needs_real(path)
+    path = require_real(REAL_AEDAT4)
     res = runner.invoke(app, ["inspect", str(path)])
     assert res.exit_code == 0, res.output
     assert "aedat4" in res.stdout and "111,954" in res.stdout and "320" in res.stdout

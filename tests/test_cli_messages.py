@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer
+from conftest import one_error_line
 from rich.markup import render
 from typer.testing import CliRunner
 
@@ -28,20 +29,6 @@ from tmkt_train.cli import app as train_app
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
-
-
-def _lines(text: str) -> list[str]:
-    return [ln for ln in text.splitlines() if ln.strip()]
-
-
-def _one_error_line(res) -> str:  # noqa: ANN001
-    """The run exited with 2 and printed exactly one line, starting with ``error:``, on stderr."""
-    assert res.exit_code == 2, res.output
-    assert "Traceback" not in res.output
-    assert res.stderr.startswith("error: "), repr(res.stderr)  # no blank line before it
-    lines = _lines(res.stderr)
-    assert len(lines) == 1, res.stderr
-    return lines[0]
 
 
 def _events(n: int = 50, seed: int = 0) -> np.ndarray:
@@ -60,7 +47,7 @@ def test_inspect_error_keeps_brackets_in_the_file_name(
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "rec[old].bin").write_bytes(b"\x01")
     res = runner.invoke(app, ["inspect", "bad/rec[old].bin"])
-    line = _one_error_line(res)
+    line = one_error_line(res)
     assert line.startswith("error: bad/rec[old].bin at byte 0:"), line
 
 
@@ -82,26 +69,26 @@ def test_convert_error_names_the_bracketed_class_folder_on_its_first_line(tmp_pa
     res = runner.invoke(
         app, ["convert", "folder", str(tmp_path / "raw"), str(tmp_path / "o.zarr"), "--on-error", "fail"]
     )
-    line = _one_error_line(res)
+    line = one_error_line(res)
     assert f"{bad}" in line, line
 
 
 def test_convert_usage_error_has_no_blank_line_before_it(tmp_path: Path) -> None:
     (tmp_path / "raw").mkdir()
     res = runner.invoke(app, ["convert", "nosuch", str(tmp_path / "raw"), str(tmp_path / "o.zarr")])
-    assert "unknown dataset 'nosuch'" in _one_error_line(res)
+    assert "unknown dataset 'nosuch'" in one_error_line(res)
 
 
 def test_pair_error_has_no_blank_line_before_it(tmp_path: Path) -> None:
     res = runner.invoke(app, ["pair", str(tmp_path / "none.zarr"), "digits"])
-    assert "none.zarr" in _one_error_line(res)
+    assert "none.zarr" in one_error_line(res)
 
 
 def test_recipe_error_names_runs_tables(tmp_path: Path) -> None:
     recipe = tmp_path / "r.toml"
     recipe.write_text('[convert]\ndataset = "nmnist"\n\n[pair]\nrgb_kind = "digits"\n')
     res = runner.invoke(train_app, ["pipeline", str(recipe)])
-    assert _one_error_line(res) == f"error: {recipe}: no [[runs]]"
+    assert one_error_line(res) == f"error: {recipe}: no [[runs]]"
 
 
 def test_pipeline_help_shows_runs_tables() -> None:
@@ -267,17 +254,45 @@ def test_fit_bad_option_is_one_line(
     out = tmp_path / "run"
     args = ["fit", str(store), "--out", str(out), "--model", "demo", "--epochs", "1", "--quiet", *flags]
     res = runner.invoke(train_app, args)
-    assert _one_error_line(res) == expected
+    assert one_error_line(res) == expected
     assert not out.exists()
 
 
 def test_eval_batch_size_zero_is_one_line(run_dir: tuple[Path, Path]) -> None:
     store, run = run_dir
     res = runner.invoke(train_app, ["eval", str(run / "checkpoint.pt"), str(store), "--batch-size", "0"])
-    assert _one_error_line(res) == "error: batch_size = 0: expected a positive integer"
+    assert one_error_line(res) == "error: batch_size = 0: expected a positive integer"
 
 
 def test_eval_bad_device_is_one_line(run_dir: tuple[Path, Path]) -> None:
     store, run = run_dir
     res = runner.invoke(train_app, ["eval", str(run / "checkpoint.pt"), str(store), "--device", "tpu"])
-    assert _one_error_line(res) == "error: device = 'tpu': expected auto, cpu, cuda or cuda:N"
+    assert one_error_line(res) == "error: device = 'tpu': expected auto, cpu, cuda or cuda:N"
+
+
+# --- usage errors: the same one line as every other mistake, not Typer's panel ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("which", "args", "want"),
+    [
+        ("data", ["convert", "--nope"], "No such option: --nope"),
+        ("data", ["convert", "nmnist"], "Missing argument 'raw_root'"),
+        ("data", ["convert", "nmnist", "raw", "out.zarr", "--frames", "abc"], "Invalid value for '--frames'"),
+        ("data", ["frobnicate"], "No such command 'frobnicate'"),
+        ("train", ["fit", "--bogus"], "No such option: --bogus"),
+    ],
+)
+def test_usage_errors_are_one_line(which: str, args: list[str], want: str) -> None:
+    res = runner.invoke(app if which == "data" else train_app, args)
+    line = one_error_line(res)
+    assert want in line and "--help" in line, line
+    assert "╭" not in res.output
+
+
+def test_usage_error_from_the_console_script() -> None:
+    """The installed entry point too: one line on stderr, exit code 2, nothing on stdout."""
+    res = subprocess.run([sys.executable, "-m", "tmkt_data.cli", "convert", "--nope"], capture_output=True,
+                         text=True, cwd=ROOT)  # fmt: skip
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.startswith("error: No such option: --nope") and len(res.stderr.splitlines()) == 1

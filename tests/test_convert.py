@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,38 +15,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 import zarr
+from conftest import make_nmnist_tree
 from typer.testing import CliRunner
 
 from tmkt_data import read_events, to_frames
 from tmkt_data.cli import app
 from tmkt_data.convert import ConvertError, ConvertOptions, convert
-from tmkt_data.demo import sweeping_bar
-from tmkt_data.formats import atis_bin
 from tmkt_data.store import StoreError, file_sha256, open_store, shard_file, store_summary, verify_store
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-REAL_LABELS = {"1": 5, "2": 0, "3": 4, "4": 1, "6": 2}
 runner = CliRunner()
-
-
-def make_nmnist_tree(root: Path, per_digit: int = 2, seed: int = 0) -> Path:
-    """An N-MNIST tree: synthetic 34x34 recordings, plus the real ones when available."""
-    for folder in ("Train", "Test"):
-        for d in range(10):
-            (root / folder / str(d)).mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for folder, n in (("Train", per_digit), ("Test", 1)):
-        for d in range(10):
-            for i in range(n):
-                ev = sweeping_bar(
-                    (34, 34), duration_us=int(rng.integers(50_000, 300_000)), seed=seed + 97 * d + i
-                )
-                atis_bin.write(root / folder / str(d) / f"{i + 1:05d}.bin", ev, (34, 34))
-    if REAL.is_dir():
-        for k, label in REAL_LABELS.items():
-            shutil.copy(REAL / "nmnist_slayer" / f"{k}.bs2", root / "Train" / str(label) / f"9000{k}.bin")
-        shutil.copy(REAL / "nmnist_tonic" / "sample_nmnist.bin", root / "Test" / "3" / "90000.bin")
-    return root
 
 
 @pytest.fixture()
@@ -117,7 +93,7 @@ def test_interrupted_run_resumes_to_identical_store(tree: Path, tmp_path: Path, 
     real = conv.convert_shard
     calls = {"n": 0}
 
-    def crashing(job):  # noqa: ANN001, ANN202
+    def crashing(job):
         calls["n"] += 1
         if calls["n"] == 3:  # a crash half way through writing shard data: torn shard file, no record
             sf = shard_file(Path(job.store), job.shard)

@@ -71,7 +71,7 @@ def group(store: Path) -> zarr.Group:
     return zarr.open_group(str(store), mode="r")
 
 
-def strings(arr) -> np.ndarray:  # noqa: ANN001
+def strings(arr) -> np.ndarray:
     return np.asarray(arr[:], dtype=object).astype(str)
 
 
@@ -174,7 +174,7 @@ def test_transforms_are_applied(paired: Path) -> None:
 
 @pytest.mark.parametrize("rgb", [False, True])
 def test_dataloader_workers_match_sequential(paired: Path, rgb: bool) -> None:
-    torch = pytest.importorskip("torch")
+    import torch
     from torch.utils.data import DataLoader
 
     ds = FrameDataset(paired, "train", rgb=rgb)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import tonic.functional as TF
 import zarr
+from conftest import make_nmnist_tree
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_aedat2_frames import cifar_tree
-from test_convert import make_nmnist_tree
 from tonic.transforms import CenterCrop, Downsample
 from typer.testing import CliRunner
 
@@ -409,7 +409,7 @@ def test_aedat2_fast_path_is_not_taken_with_filters(tmp_path: Path, monkeypatch)
     calls = []
     direct = aedat2.read_frames
 
-    def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def counted(*args, **kwargs):
         calls.append(1)
         return direct(*args, **kwargs)
 
@@ -436,7 +436,7 @@ def test_pipeline_recipe_filters(tree: Path, tmp_path: Path) -> None:
     text = (Path(__file__).resolve().parents[1] / "pipelines" / "cifar10dvs.toml").read_text()
     text = text.replace('dataset = "cifar10dvs"', 'dataset = "nmnist"').replace("size = 48", "size = 16")
 
-    def recipe(filters: str):  # noqa: ANN202
+    def recipe(filters: str):
         path = tmp_path / "r.toml"
         path.write_text(text.replace("[convert]\n", f"[convert]\nfilters = {filters}\n"))
         return load_pipeline(path, out=tmp_path / "out")

@@ -14,13 +14,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import zarr
-from test_train import digit_events
+from conftest import write_digit_tree
 from typer.testing import CliRunner
 
 from tmkt_data import FrameDataset
 from tmkt_data.cli import app as data_app
 from tmkt_data.convert import ConvertOptions, convert
-from tmkt_data.formats import atis_bin
 from tmkt_data.pairing import pair_store, read_pairs
 from tmkt_data.store import StoreError, open_store, read_record, shard_file, unchecked_parts, verify_store
 from tmkt_data.store.records import encode_record, record_path
@@ -36,14 +35,7 @@ OPTS = ConvertOptions(frames=3, size=(16, 16), shard_samples=16)
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(raw tree, converted and paired store): 80 N-MNIST-like recordings, 5 shards of 16."""
     root = tmp_path_factory.mktemp("integrity")
-    tree = root / "raw"
-    for folder, n in (("Train", 6), ("Test", 2)):
-        for d in range(10):
-            (tree / folder / str(d)).mkdir(parents=True)
-            for i in range(n):
-                atis_bin.write(
-                    tree / folder / str(d) / f"{i + 1:05d}.bin", digit_events(d, 100 * d + i), (34, 34)
-                )
+    tree = write_digit_tree(root / "raw")
     store = root / "s.zarr"
     convert("nmnist", tree, store, OPTS)
     pair_store(store, "digits", None, val_fraction=0.2, seed=0)
@@ -78,7 +70,7 @@ def silent_flip(store: Path, k: int) -> int:
             sfile.write_bytes(data[:i] + bytes([data[i] ^ mask]) + data[i + 1 :])
             try:
                 got = np.asarray(zarr.open_group(str(store), mode="r")["frames"][a:b], dtype=np.float32)
-            except Exception:  # noqa: BLE001, S112 - a flip blosc notices: try the next one
+            except Exception:  # a flip blosc notices: try the next one
                 continue
             changed = int(np.sum(~((got == clean) | (np.isnan(got) & np.isnan(clean)))))
             if changed:
@@ -86,7 +78,7 @@ def silent_flip(store: Path, k: int) -> int:
     raise AssertionError("no silently decoding flip found")
 
 
-def one_epoch(store: Path, out: Path, **kw):  # noqa: ANN003, ANN201
+def one_epoch(store: Path, out: Path, **kw):
     base = dict(store=str(store), out=str(out), model="demo", method="sliding", epochs=1, batch_size=16,
                 num_workers=0, lr=0.02, drop_last=False)  # fmt: skip
     base.update(kw)
@@ -103,7 +95,7 @@ def fit_refuses(store: Path, out: Path, named: Path, monkeypatch: pytest.MonkeyP
     real = batches.StoreBatches.__iter__
     served = []
 
-    def spying(self):  # noqa: ANN001, ANN202
+    def spying(self):
         for batch in real(self):
             idx = batch["index"].numpy()
             served.append(len(idx))

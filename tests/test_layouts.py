@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REAL, needs_real
 
 from tmkt_data.events import make_events
 from tmkt_data.formats import aedat2, aedat4, aedat31, atis_bin, mat_file
@@ -16,11 +17,7 @@ from tmkt_data.layouts import cifar10dvs as cifar_layout
 from tmkt_data.layouts import dvsgesture as gesture_layout
 from tmkt_data.layouts.base import DatasetIndex
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 CIFAR = cifar_layout.CLASSES
-needs_aedat4_write = pytest.mark.skipif(
-    not callable(getattr(aedat4, "write", None)), reason="tmkt_data.formats.aedat4 has no write() yet"
-)
 
 
 def rand_events(n: int, w: int, h: int, seed: int, span_us: int = 10_000, dup: bool = False) -> np.ndarray:
@@ -124,7 +121,6 @@ def test_cifar10dvs_first100_split_and_ratio(tmp_path: Path) -> None:
     assert "first100" in index.split_info["alternatives"]
 
 
-@needs_aedat4_write
 def test_cifar10dvs_aedat4_release(tmp_path: Path) -> None:
     written = cifar_tree(tmp_path, [0, 1], ext=".aedat4")
     index = scan("cifar10dvs", tmp_path)
@@ -266,7 +262,7 @@ def test_nmnist_bad_trees(tmp_path: Path) -> None:
         scan("nmnist", tmp_path)
 
 
-@pytest.mark.skipif(not REAL.is_dir(), reason=f"real sample files not found at {REAL}")
+@needs_real()
 def test_nmnist_real_recordings(tmp_path: Path) -> None:
     nmnist_dirs(tmp_path)
     labels = {1: 5, 2: 0, 3: 4, 4: 1, 6: 2}
@@ -423,7 +419,6 @@ def omniglot_recording(folder: Path, stem: str, seed: int, csv_stem: str | None 
     return ev, windows
 
 
-@needs_aedat4_write
 def test_nomniglot_slices_split_and_crop(tmp_path: Path) -> None:
     bg, evl = tmp_path / "dvs_background", tmp_path / "dvs_evaluation"
     recs = {
@@ -465,7 +460,6 @@ def test_nomniglot_slices_split_and_crop(tmp_path: Path) -> None:
             assert len(got) < len(exp)
 
 
-@needs_aedat4_write
 def test_nomniglot_drawers_split_by_csv_row(tmp_path: Path) -> None:
     """The drawers alternative: the first 15 of a character's 20 CSV rows train (row order, not the
     string order of the ids, where ``_10`` sorts before ``_2``), the rest test, in both folders."""
@@ -489,7 +483,6 @@ def test_nomniglot_drawers_split_by_csv_row(tmp_path: Path) -> None:
     assert "drawers" in index.split_info["alternatives"]
 
 
-@needs_aedat4_write
 def test_nomniglot_bad_trees(tmp_path: Path) -> None:
     omniglot_recording(tmp_path / "dvs_background/Greek/character01", "0001", 1)
     with pytest.raises(LayoutError, match=r"dvs_evaluation: missing folder, expected N-Omniglot"):

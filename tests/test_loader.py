@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -22,9 +23,14 @@ from tmkt_data.store import (
     create_store,
     finalize_store,
     open_store,
+    read_record,
     shard_file,
+    verify_store,
     write_shard,
 )
+from tmkt_data.store.checksums import crc32c
+from tmkt_data.store.frames import shard_chunk_crc32c
+from tmkt_data.store.records import write_record
 from tmkt_train.batches import StoreBatches, epoch_order, n_batches, rank_slice
 
 SHARD = 4
@@ -74,11 +80,11 @@ def valid_of(arrays: dict[str, np.ndarray], split: str | None = None) -> np.ndar
     return np.flatnonzero(keep)
 
 
-def order_of(items) -> np.ndarray:  # noqa: ANN001
+def order_of(items) -> np.ndarray:
     return np.concatenate([np.asarray(b["index"]) for b in items])
 
 
-def check_items(items, arrays: dict[str, np.ndarray]) -> None:  # noqa: ANN001
+def check_items(items, arrays: dict[str, np.ndarray]) -> None:
     for b in items:
         assert all(isinstance(v, torch.Tensor) for v in b.values())
         idx = b["index"].numpy()
@@ -286,10 +292,11 @@ def test_zarr_fallback_reads_the_same(store: Path, arrays: dict) -> None:
 
 
 def test_missing_chunks_and_float16_store(tmp_path: Path) -> None:
-    """Chunks zarr skips (all fill value) and a shard with fewer samples than shard_samples."""
+    """A chunk zarr leaves out of a shard (all fill value: absent from the shard index, read as
+    the fill value) and a shard with fewer samples than shard_samples."""
     path = tmp_path / "s.zarr"
     geo = StoreGeometry(n_samples=7, frame_shape=(2, 2, 5, 6), dtype="float16", shard_samples=3)
-    create_store(path, geo, {"dataset": "synthetic", "classes": ["a", "b"]})
+    create_store(path, geo, {"dataset": "synthetic", "classes": ["a", "b"], "params_hash": "key"})
     rng = np.random.default_rng(0)
     frames = rng.random((7, 2, 2, 5, 6)).astype(np.float16)
     frames[1] = 0  # not written by zarr (equals the fill value)
@@ -312,7 +319,23 @@ def test_missing_chunks_and_float16_store(tmp_path: Path) -> None:
             for i in range(a, b)
         ]
         write_shard(path, k, frames[a:b], rows, "key")
+    # write_shard stores every chunk; zarr (a store written through zarr, as older tmkt did) leaves
+    # out the all-zero sample 1: shard 0 rewritten so, its record's checksums updated to match
+    zarr.open_group(str(path), mode="r+")["frames"][0:3] = frames[0:3]
+    blob = shard_file(path, 0).read_bytes()
+    chunk_sums = shard_chunk_crc32c(blob, geo.shard_samples)
+    assert chunk_sums[1] is None and None not in (chunk_sums[0], chunk_sums[2])  # the absent chunk
+    record = read_record(path, 0)
+    record.update(
+        shard_sha256=hashlib.sha256(blob).hexdigest(), shard_crc32c=crc32c(blob), chunk_crc32c=chunk_sums
+    )
+    write_record(path, 0, record)
     finalize_store(path)
+    assert verify_store(path) == []
+    reader = ShardReader(path, geo.frame_shape, geo.dtype, geo.shard_samples)
+    assert reader.layout is not None  # decoded directly, not through zarr
+    np.testing.assert_array_equal(reader.read(0, np.array([1, 2, 0])), frames[[1, 2, 0]])
+    np.testing.assert_array_equal(open_store(path)["frames"][:], frames)
     items = list(StoreBatches(path, np.arange(7), 3, shuffle=True, seed=0))
     assert np.array_equal(np.sort(order_of(items)), np.arange(7))
     for b in items:

@@ -28,15 +28,6 @@ def write_lock(store: Path, pid: int, host: str | None = None) -> Path:
     return lock
 
 
-@pytest.fixture()
-def live_pid():
-    """The pid of a running process that is not this one."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    yield proc.pid
-    proc.kill()
-    proc.wait()
-
-
 def test_second_writer_is_refused_and_the_lock_goes_away(tmp_path: Path) -> None:
     store = tmp_path / "s.zarr"
     with store_lock(store, "first") as lock:

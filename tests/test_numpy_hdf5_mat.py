@@ -9,16 +9,16 @@ import h5py
 import numpy as np
 import pytest
 import scipy.io
-from hypothesis import HealthCheck, given, settings
+from conftest import REAL_NMNIST_TONIC, check_read_outcome, fuzz_settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tmkt_data.errors import EventsError, FormatError
-from tmkt_data.events import EVENT_DTYPE, Recording
+from tmkt_data.events import EVENT_DTYPE
 from tmkt_data.formats import detect_format, hdf5_file, mat_file, numpy_file, read_events
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-NMNIST = REAL / "nmnist_tonic" / "sample_nmnist.bin"
-FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+NMNIST = REAL_NMNIST_TONIC
+FUZZ = fuzz_settings(50)
 MODULES = {"npy": numpy_file, "hdf5": hdf5_file, "mat": mat_file}
 SUFFIX = {"npz": ".npz", "npy": ".npy", "hdf5": ".h5", "mat": ".mat"}
 
@@ -65,7 +65,7 @@ def test_round_trip(tmp_path: Path, kind: str) -> None:
     assert path.stat().st_mode & 0o777 != 0o600  # not mkstemp's private mode
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@fuzz_settings(25)
 @given(
     kind=st.sampled_from(["npz", "npy", "hdf5", "mat"]),
     n=st.integers(0, 50),
@@ -364,15 +364,6 @@ def test_sniff() -> None:
 # --------------------------------------------------------------------------- fuzz
 
 
-def _check_outcome(path: Path, fmt: str) -> None:
-    try:
-        rec = read_events(path, format=fmt)
-    except FormatError as err:
-        assert str(path) in str(err)
-        return
-    assert isinstance(rec, Recording) and rec.events.dtype == EVENT_DTYPE
-
-
 PREFIX = {
     "npy": b"\x93NUMPY",
     "npz": b"PK\x03\x04",
@@ -386,7 +377,7 @@ PREFIX = {
 def test_fuzz_random_bytes(tmp_path: Path, kind: str, prefix: bool, data: bytes) -> None:
     path = tmp_path / f"r{SUFFIX[kind]}"
     path.write_bytes((PREFIX[kind] if prefix else b"") + data)
-    _check_outcome(path, "npy" if kind == "npz" else kind)
+    check_read_outcome(path, "npy" if kind == "npz" else kind)
 
 
 @pytest.fixture(scope="module")
@@ -409,7 +400,7 @@ def valid_files(tmp_path_factory) -> dict[str, bytes]:
     return out
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@fuzz_settings(150)
 @given(
     kind=st.sampled_from(["npz", "npy", "hdf5", "mat", "npz_deflate", "mat_struct"]),
     op=st.sampled_from(["flip", "set", "truncate", "insert"]),
@@ -432,4 +423,4 @@ def test_fuzz_mutated_valid_files(
     base = kind.split("_")[0]
     path = tmp_path / f"m{SUFFIX[base]}"
     path.write_bytes(bytes(data))
-    _check_outcome(path, "npy" if base == "npz" else base)
+    check_read_outcome(path, "npy" if base == "npz" else base)

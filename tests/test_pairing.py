@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import typer
 import zarr
+from conftest import make_nmnist_tree
 from PIL import Image, ImageDraw
 from scipy import ndimage
-from test_convert import make_nmnist_tree
 from test_rgb import write_images, write_mnist
 from typer.testing import CliRunner
 

@@ -17,7 +17,7 @@ import zarr
 from test_layouts import OMNI_T0, caltech_tree, cifar_tree, omniglot_recording, rand_events
 from test_rgb import _pickle, write_images
 
-from tmkt_data.formats import aedat4, mat_file
+from tmkt_data.formats import mat_file
 from tmkt_data.layouts import cepdvs as cepdvs_layout
 from tmkt_data.layouts import cifar10dvs as cifar_layout
 from tmkt_train.config import ConfigError
@@ -26,9 +26,6 @@ from tmkt_train.pipeline import PipelineError, load_pipeline, run_configs, run_p
 RECIPES = Path(__file__).resolve().parents[1] / "pipelines"
 SMOKE = {"epochs": 1, "batch_size": 4, "max_steps_per_epoch": 1, "num_workers": 0, "warmup_epochs": 0}
 CIFAR100_COARSE = list(cepdvs_layout.CLASSES)  # the 20 superclasses in coarse-label order
-needs_aedat4_write = pytest.mark.skipif(
-    not callable(getattr(aedat4, "write", None)), reason="tmkt_data.formats.aedat4 has no write() yet"
-)
 
 
 # ---------------------------------------------------------------- RGB trees in the sources' formats
@@ -223,7 +220,6 @@ def test_cepdvs_recipe(tmp_path: Path) -> None:
     assert attrs["pool_sizes"] == dict.fromkeys(CIFAR100_COARSE, 2)  # coarse labels: 40 train images / 20
 
 
-@needs_aedat4_write
 def test_nomniglot_recipe(tmp_path: Path) -> None:
     # two background characters and one evaluation character, one recording of four drawings
     # each and four Omniglot images each. The recipe uses the drawers split on both sides, so

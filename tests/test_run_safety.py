@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train import cfg_for, paired_store  # noqa: F401 - paired_store is a fixture
+from conftest import cfg_for
 from typer.testing import CliRunner
 
 from tmkt_data.pairing import pair_store
@@ -28,22 +28,13 @@ NON_DEFAULT = ["--method", "scratch", "--model", "demo", "--epochs", "1", "--bat
                "--workers", "0", "--lr", "0.02", "--set", "max_steps_per_epoch=2", "--set", "warmup_epochs=1"]  # fmt: skip
 
 
-def cli_fit(store: Path, out: Path, *extra: str):  # noqa: ANN201
+def cli_fit(store: Path, out: Path, *extra: str):
     return runner.invoke(app, ["fit", str(store), "--out", str(out), "--quiet", *extra])
 
 
 def files_of(run: Path) -> dict[str, bytes]:
     """Every file of a run folder and its bytes."""
     return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture()
-def live_pid():
-    """The pid of a running process that is not this one."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    yield proc.pid
-    proc.kill()
-    proc.wait()
 
 
 @pytest.fixture()
@@ -62,7 +53,7 @@ def write_run_lock(run: Path, pid: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(paired_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+def trained(paired_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A one-epoch scratch run made with non-default options (a read-only template: copy it)."""
     run = tmp_path_factory.mktemp("trained") / "run"
     res = cli_fit(paired_store, run, *NON_DEFAULT)
@@ -81,7 +72,7 @@ def run_copy(trained: Path, tmp_path: Path) -> Path:
 
 
 def test_a_locked_run_folder_is_refused_with_the_holders_pid(
-    paired_store: Path,  # noqa: F811
+    paired_store: Path,
     tmp_path: Path,
     live_pid: int,
 ) -> None:
@@ -96,7 +87,7 @@ def test_a_locked_run_folder_is_refused_with_the_holders_pid(
 
 
 def test_a_dead_holders_lock_is_taken_over_and_released(
-    paired_store: Path,  # noqa: F811
+    paired_store: Path,
     tmp_path: Path,
     dead_pid: int,
 ) -> None:
@@ -117,7 +108,7 @@ def test_a_dead_holders_lock_is_taken_over_and_released(
 # ------------------------------------------------------------------------------------------ resume
 
 
-def test_resume_takes_the_runs_config_toml(paired_store: Path, run_copy: Path) -> None:  # noqa: F811
+def test_resume_takes_the_runs_config_toml(paired_store: Path, run_copy: Path) -> None:
     res = cli_fit(paired_store, run_copy, "--resume", "--epochs", "2")
     assert res.exit_code == 0, res.output
     rows = [json.loads(x) for x in (run_copy / "metrics.jsonl").read_text().splitlines()]
@@ -139,7 +130,7 @@ def test_resume_takes_the_runs_config_toml(paired_store: Path, run_copy: Path) -
     ],
 )
 def test_resume_refuses_other_settings_and_writes_nothing(
-    paired_store: Path,  # noqa: F811
+    paired_store: Path,
     run_copy: Path,
     extra: list[str],
     option: str,
@@ -152,7 +143,7 @@ def test_resume_refuses_other_settings_and_writes_nothing(
     assert files_of(run_copy) == before  # config.toml, metrics and checkpoints as they were
 
 
-def test_library_resume_refuses_another_method(paired_store: Path, run_copy: Path) -> None:  # noqa: F811
+def test_library_resume_refuses_another_method(paired_store: Path, run_copy: Path) -> None:
     before = files_of(run_copy)
     cfg = cfg_for(paired_store, run_copy, method="finetune", epochs=2, max_steps_per_epoch=2, warmup_epochs=1)
     with pytest.raises(TrainError, match=r"method = 'finetune'.*method = 'scratch'"):
@@ -160,7 +151,7 @@ def test_library_resume_refuses_another_method(paired_store: Path, run_copy: Pat
     assert files_of(run_copy) == before
 
 
-def test_resume_refuses_another_store(paired_store: Path, run_copy: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_resume_refuses_another_store(paired_store: Path, run_copy: Path, tmp_path: Path) -> None:
     other = tmp_path / "other.zarr"
     shutil.copytree(paired_store, other)
     before = files_of(run_copy)
@@ -173,7 +164,7 @@ def test_resume_refuses_another_store(paired_store: Path, run_copy: Path, tmp_pa
     assert files_of(run_copy) == before
 
 
-def test_resume_refuses_a_store_paired_again(paired_store: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_resume_refuses_a_store_paired_again(paired_store: Path, tmp_path: Path) -> None:
     store = tmp_path / "s.zarr"
     shutil.copytree(paired_store, store)
     run = tmp_path / "run"
@@ -204,7 +195,7 @@ def test_checkpoints_carry_a_sha256(run_copy: Path) -> None:
 
 
 def test_a_corrupted_checkpoint_is_refused_by_eval_and_resume(
-    paired_store: Path,  # noqa: F811
+    paired_store: Path,
     run_copy: Path,
 ) -> None:
     for name in ("best.pt", "checkpoint.pt"):
@@ -224,7 +215,7 @@ def test_a_corrupted_checkpoint_is_refused_by_eval_and_resume(
 
 
 def test_an_empty_validation_split_is_a_warning_recorded_in_the_metrics(
-    paired_store: Path,  # noqa: F811
+    paired_store: Path,
     tmp_path: Path,
 ) -> None:
     store = tmp_path / "noval.zarr"
@@ -264,7 +255,7 @@ def test_the_results_table_says_when_an_epoch_was_selected_on_training_accuracy(
     assert "selected on training accuracy" not in capsys.readouterr().out
 
 
-def test_checkpoint_holds_the_store_identity(run_copy: Path, paired_store: Path) -> None:  # noqa: F811
+def test_checkpoint_holds_the_store_identity(run_copy: Path, paired_store: Path) -> None:
     from tmkt_data.pairing import read_pairs
 
     meta = torch.load(run_copy / "checkpoint.pt", weights_only=False)["meta"]

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from test_convert import assert_same_store, make_nmnist_tree
+from conftest import make_nmnist_tree
+from test_convert import assert_same_store
 
 from tmkt_data import FrameDataset
 from tmkt_data.convert import ConvertOptions, convert

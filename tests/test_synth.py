@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REAL, REAL_NMNIST_TONIC, needs_real
 
 from tmkt_data.formats import aedat2, atis_bin
 from tmkt_data.synth import (
@@ -24,8 +25,7 @@ from tmkt_data.synth import (
     write_synth_tree,
 )
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-REAL_NMNIST = sorted((REAL / "nmnist_slayer").glob("*.bs2")) + [REAL / "nmnist_tonic" / "sample_nmnist.bin"]
+REAL_NMNIST = sorted((REAL / "nmnist_slayer").glob("*.bs2")) + [REAL_NMNIST_TONIC]
 
 
 def digits(n: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -245,9 +245,7 @@ def _stats(ev: np.ndarray) -> dict[str, float]:
     }
 
 
-@pytest.mark.skipif(
-    not all(p.is_file() for p in REAL_NMNIST), reason=f"real N-MNIST samples not found under {REAL}"
-)
+@needs_real(*REAL_NMNIST)
 def test_calibration_against_real_nmnist():
     """Twelve sklearn digits, 28x28 on 34x34, saccades, default parameters, vs the six real N-MNIST files.
 

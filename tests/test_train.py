@@ -12,55 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import cfg_for
 from typer.testing import CliRunner
 
-from tmkt_data.convert import ConvertOptions, convert
-from tmkt_data.formats import atis_bin
-from tmkt_data.pairing import pair_store
 from tmkt_train.cli import app
-from tmkt_train.config import make_config
 from tmkt_train.data import RGBBank
 from tmkt_train.trainer import fit
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def digit_events(d: int, seed: int) -> np.ndarray:
-    """A 34x34 recording whose event pattern depends on the class: a blob at a digit-specific place."""
-    from tmkt_data.events import make_events
-
-    rng = np.random.default_rng(seed)
-    n = 600
-    cx, cy = 6 + 3 * (d % 5) * 1.5, 8 + 16 * (d // 5)
-    x = np.clip(rng.normal(cx, 2.0, n), 0, 33).astype(int)
-    y = np.clip(rng.normal(cy, 2.0, n), 0, 33).astype(int)
-    t = np.sort(rng.integers(0, 100_000, n))
-    t -= t[0]
-    return make_events(t, x, y, rng.integers(0, 2, n))
-
-
-@pytest.fixture(scope="module")
-def paired_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("train")
-    tree = root / "raw"
-    for folder, n in (("Train", 6), ("Test", 2)):
-        for d in range(10):
-            (tree / folder / str(d)).mkdir(parents=True)
-            for i in range(n):
-                atis_bin.write(
-                    tree / folder / str(d) / f"{i + 1:05d}.bin", digit_events(d, 100 * d + i), (34, 34)
-                )
-    store = root / "s.zarr"
-    convert("nmnist", tree, store, ConvertOptions(frames=3, size=(16, 16), shard_samples=16))
-    pair_store(store, "digits", None, val_fraction=0.2, seed=0)
-    return store
-
-
-def cfg_for(store: Path, out: Path, **kw):  # noqa: ANN201
-    base = dict(store=str(store), out=str(out), model="demo", epochs=2, batch_size=16, num_workers=0, lr=0.02)
-    base.update(kw)
-    return make_config(**base)
 
 
 @pytest.mark.parametrize("method", ["scratch", "finetune", "sliding", "tmkt"])
@@ -111,7 +71,7 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(
     real = tr.method_losses
     calls = {"n": 0}
 
-    def crashing(*a, **k):  # noqa: ANN002, ANN003, ANN202
+    def crashing(*a, **k):
         calls["n"] += 1
         if calls["n"] == 8:  # 3 steps per epoch (50 samples, drop_last): mid-way through the last epoch
             raise KeyboardInterrupt
@@ -250,7 +210,7 @@ def test_ddp_two_gloo_processes(paired_store: Path, tmp_path: Path) -> None:
 # ------------------------------------------------------------ reference training details and TensorBoard
 
 
-def _spy_steps(monkeypatch) -> tuple[list[int], list[int]]:  # noqa: ANN001
+def _spy_steps(monkeypatch) -> tuple[list[int], list[int]]:
     """Record each training step's batch size and each progress bar's total."""
     import tmkt_train.trainer as tr
 
@@ -258,11 +218,11 @@ def _spy_steps(monkeypatch) -> tuple[list[int], list[int]]:  # noqa: ANN001
     totals: list[int] = []
     real = tr.method_losses
 
-    def losses(net, batch, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def losses(net, batch, *a, **k):
         sizes.append(int(batch.y.shape[0]))
         return real(net, batch, *a, **k)
 
-    def bar(enabled, epoch, epochs, steps):  # noqa: ANN001, ANN202
+    def bar(enabled, epoch, epochs, steps):
         totals.append(steps)
         return None
 
@@ -281,7 +241,7 @@ def test_drop_last_steps_schedule_and_progress_bar_agree(
     evaluated: list[int] = []
     real_eval = tr.evaluate
 
-    def counting_eval(model, loader, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def counting_eval(model, loader, *a, **k):
         evaluated.append(sum(len(b["labels"]) for b in loader))
         return real_eval(model, loader, *a, **k)
 
@@ -333,7 +293,7 @@ def test_cka_features_reach_the_loss(paired_store: Path, tmp_path: Path, monkeyp
     seen = []
     real = steps.cka_loss
 
-    def spy(a, b, w=None):  # noqa: ANN001, ANN202
+    def spy(a, b, w=None):
         seen.append((a.detach().clone(), b.detach().clone()))
         return real(a, b, w)
 

@@ -19,13 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from tmkt_data.binning import to_frames
-from tmkt_data.errors import EventsError, TmktError
-from tmkt_data.filters import EventFilter, apply_filters, filtered_sensor_size, parse_filters
-from tmkt_data.layouts import DatasetIndex, LayoutError, load_sample, scan
+from tmkt_data import mapping
+from tmkt_data.errors import TmktError
+from tmkt_data.filters import EventFilter, filtered_sensor_size, parse_filters
+from tmkt_data.layouts import DatasetIndex, scan
 from tmkt_data.layouts.base import SampleSpec
 from tmkt_data.outputs import cannot_write, check_writable
-from tmkt_data.resize import RESIZE_METHODS, resize_frames
+from tmkt_data.resize import RESIZE_METHODS
+from tmkt_data.sample_binning import sample_frames
 from tmkt_data.sizes import parse_size_hw
 from tmkt_data.store import (
     StoreError,
@@ -43,6 +44,7 @@ from tmkt_data.store import (
     store_lock,
     write_shard,
 )
+from tmkt_data.store.location import RemotePath, check_bucket, is_url, store_location
 
 COUNT_DTYPES = ("uint8", "uint16", "int16", "float32")
 FLOAT_DTYPES = ("float16", "float32")
@@ -158,12 +160,7 @@ class ConvertOptions:
         def name(key: str) -> str:
             return option_name(key, where)
 
-        unknown = sorted(set(table) - set(CONVERT_OPTION_KEYS))
-        if unknown:
-            raise ConvertError(
-                f"{where or 'convert options'}: unknown key(s) {', '.join(unknown)}; "
-                f"expected some of {', '.join(CONVERT_OPTION_KEYS)}"
-            )
+        mapping.check_keys(table, CONVERT_OPTION_KEYS, where or "convert options", ConvertError)
         kw = {k: v for k, v in table.items() if v is not None}
         for key in ("split_by", "remainder", "resize", "dtype"):
             if key in kw and not isinstance(kw[key], str):
@@ -207,18 +204,14 @@ _FLAGS = {"options": "--option", "filters": "--filter"}
 def option_name(key: str, where: str = "") -> str:
     """How errors name a conversion option: ``"r.toml [convert] frames ="`` in a recipe table
     ``where``, else the command-line flag (``"--frames"``, ``"--option sensor_size"``)."""
-    if where:
-        return f"{where} {key} ="
-    head, _, sub = key.partition(".")
-    flag = _FLAGS.get(head, "--" + head.replace("_", "-"))
-    return f"{flag} {sub}" if sub else flag
+    return mapping.option_name(key, where, _FLAGS)
 
 
 @dataclass(frozen=True)
 class ShardJob:
     """Everything one task needs; plain data so it travels to dask.distributed workers."""
 
-    store: str
+    store: str | RemotePath  # a URL's RemotePath carries its connection settings to the workers
     shard: int
     key: str
     samples: tuple[SampleSpec, ...]
@@ -236,129 +229,6 @@ def default_shard_samples(n_samples: int, frame_shape: tuple[int, ...], itemsize
     by_size = max(8, min(256, (16 << 20) // max(1, per_sample)))
     by_count = max(8, -(-n_samples // 16))
     return int(min(by_size, by_count))
-
-
-@dataclass
-class _Binned:
-    """Count frames of one sample and the facts recorded with them."""
-
-    frames: np.ndarray
-    n_saturated: int
-    n_events: int
-    n_binned: int
-    duration_us: int
-    sha256: str
-
-
-def _bin_file_directly(
-    index: DatasetIndex, spec: SampleSpec, options: ConvertOptions, count_dtype: np.dtype
-) -> _Binned | None:
-    """Frames counted straight from an AEDAT 2.0 file (:func:`aedat2.read_frames`), or None
-    when that does not apply: another format, a time slice, a crop, event filters, or a file
-    with special records, wraps or backward steps (those go through :func:`_bin_events`)."""
-    from tmkt_data.formats import aedat2
-
-    ro = index.read_options
-    if ro.get("format") != "aedat2" or spec.start_us is not None or spec.end_us is not None:
-        return None
-    if options.filters:  # filters need the event array
-        return None
-    if index.notes.get("crop") is not None or set(ro) - {"format", "chip", "orientation"}:
-        return None
-    floats = count_dtype.kind == "f"
-    res = aedat2.read_frames(
-        index.source(spec),
-        n_frames=options.frames,
-        split_by=options.split_by,
-        remainder=options.remainder,
-        chip=ro.get("chip", "auto"),
-        orientation=ro.get("orientation", "auto"),
-        dtype=np.float32 if floats else np.int32,
-    )
-    if res is None or tuple(res.sensor_size) != tuple(index.sensor_size):
-        return None
-    frames, n_sat = res.frames, 0
-    if not floats:  # int32 counts -> the integer dtype, as to_frames stores them
-        maxv = int(np.iinfo(count_dtype).max)
-        n_sat = int(np.count_nonzero(frames > maxv))
-        if n_sat and count_dtype.kind == "u":
-            np.minimum(frames, maxv, out=frames)  # saturate; int16 wraps in the cast, as in to_frames
-        frames = frames.astype(count_dtype)
-    return _Binned(frames, n_sat, res.n_events, res.n_binned, res.duration_us, res.metadata["sha256"])
-
-
-def _bin_events(
-    index: DatasetIndex,
-    spec: SampleSpec,
-    options: ConvertOptions,
-    count_dtype: np.dtype,
-    cache: dict[str, Any],
-) -> _Binned:
-    """Frames of one sample from its events: read (or reuse) the recording, slice, bin."""
-    from tmkt_data.formats import read_events
-
-    src = str(index.source(spec))
-    if cache.get("path") != src:  # several slices of one recording decode it once
-        cache.clear()
-        cache.update(path=src, rec=read_events(src, **index.read_options))
-    rec = cache["rec"]
-    events = load_sample(index, spec, rec, check=False)  # to_frames checks the coordinates
-    mode = {"n_time_bins" if options.split_by == "time" else "n_event_bins": options.frames}
-    n_read = int(events.shape[0])
-    if spec.start_us is not None and spec.end_us is not None:
-        duration = int(spec.end_us - spec.start_us)
-    else:
-        duration = int(events["t"][-1] - events["t"][0]) if events.size else 0
-    try:
-        kept, sensor = apply_filters(events, index.sensor_size, options.event_filters())
-        frames, n_sat = to_frames(
-            kept,
-            sensor,
-            **mode,
-            remainder=options.remainder,
-            dtype=count_dtype,
-            return_saturation=True,
-        )
-    except EventsError as err:
-        w, h = index.sensor_size
-        raise LayoutError(f"{src}: {err} (the {w}x{h} sensor expected for {index.dataset})") from None
-    # "last" keeps every event left by the filters; "drop" loses the remainder, so count what
-    # the frames hold
-    n_binned = (
-        int(kept.shape[0]) if options.remainder == "last" else int(round(float(frames.sum(dtype=np.float64))))
-    )
-    sha = rec.metadata.get("sha256") or file_sha256(src)  # readers hash what they read
-    return _Binned(frames, int(n_sat), n_read, n_binned, duration, sha)
-
-
-def sample_frames(
-    index: DatasetIndex, spec: SampleSpec, options: ConvertOptions, cache: dict[str, Any]
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Frames of one sample in the stored dtype, its counts and the source file's sha256.
-
-    Counts: ``n_events`` (events of the sample, before any filter), ``n_binned``
-    (events the frames hold before resizing, after the filters), ``n_saturated``
-    (cells clipped by an integer dtype), ``duration_us`` (slice length, or
-    first-to-last event time, before the filters).
-    ``cache`` keeps the last recording read, so several time slices of one file
-    (DVS Gesture, N-Omniglot) decode it once. Whole AEDAT 2.0 files are counted
-    straight from their bytes when they allow it (the same frames, faster).
-    """
-    dtype = options.resolved_dtype()
-    resized = options.size is not None and options.resize != "none"
-    count_dtype = np.dtype(np.float32 if (resized or dtype.startswith("float")) else dtype)
-    b = _bin_file_directly(index, spec, options, count_dtype)
-    if b is None:
-        b = _bin_events(index, spec, options, count_dtype, cache)
-    frames = resize_frames(b.frames, options.size, options.resize) if resized else b.frames
-    counts = {
-        "n_events": b.n_events,
-        "n_binned": b.n_binned,
-        "n_saturated": b.n_saturated,
-        "duration_us": b.duration_us,
-        "source_sha256": b.sha256,
-    }
-    return frames.astype(dtype, copy=False), counts
 
 
 def convert_shard(job: ShardJob) -> dict[str, Any]:
@@ -380,7 +250,7 @@ def convert_shard(job: ShardJob) -> dict[str, Any]:
             frames[i], counts = sample_frames(job.index, spec, opts, cache)
             row.update(counts, valid=True)
             n_events += counts["n_events"]
-        except Exception as err:  # noqa: BLE001 - every per-file failure is recorded
+        except Exception as err:  # every per-file failure is recorded
             reason = str(err) if isinstance(err, TmktError) else f"{src}: {type(err).__name__}: {err}"
             if job.on_error == "fail":
                 raise ConvertError(f"conversion stopped on a bad file: {reason}") from None
@@ -390,7 +260,7 @@ def convert_shard(job: ShardJob) -> dict[str, Any]:
             except OSError:
                 pass
         rows.append(row)
-    write_shard(Path(job.store), job.shard, frames, rows, job.key)
+    write_shard(store_location(job.store), job.shard, frames, rows, job.key)
     return {
         "shard": job.shard,
         "files": len(rows),
@@ -545,7 +415,7 @@ def run_shards(
     from dask.callbacks import Callback
 
     class _Progress(Callback):
-        def _posttask(self, key, result, dsk, state, worker_id):  # noqa: ANN001
+        def _posttask(self, key, result, dsk, state, worker_id):
             if isinstance(result, dict) and "shard" in result:
                 on_result(result)
 
@@ -555,7 +425,15 @@ def run_shards(
 
 def check_output_place(raw_root: str | Path, out: str | Path) -> None:
     """Refuse, before any work, a store that cannot be written (:func:`~tmkt_data.outputs.check_writable`)
-    or that lies inside the raw tree (the next scan would read it as a class folder)."""
+    or that lies inside the raw tree (the next scan would read it as a class folder); on object
+    storage, one whose bucket is missing or cannot be reached."""
+    if is_url(out):
+        remote = store_location(out)
+        check_bucket(remote)
+        damage = damaged_metadata(remote) if remote.exists() else None
+        if damage is not None:
+            raise ConvertError(f"{remote}: damaged store ({damage}); delete it or choose another output path")
+        return
     raw, store = Path(raw_root).resolve(), Path(out).resolve()
     if store == raw or raw in store.parents:
         raise ConvertError(
@@ -618,7 +496,7 @@ def convert(
     if not index.samples:
         raise ConvertError(f"{index.root}: no samples found for dataset {dataset}")
     filtered_sensor_size(options.event_filters(), index.sensor_size)  # a crop must fit the sensor
-    out = Path(out).resolve()
+    out = store_location(out).resolve()
     with _writing(out), store_lock(out, "tmkt-data convert"):  # one writer at a time
         geo, key, done, damaged = prepare_store(index, out, options, overwrite=overwrite)
         index_light = replace(index, samples=[])
@@ -627,7 +505,17 @@ def convert(
             if k in done:
                 continue
             a, b = geo.shard_range(k)
-            jobs.append(ShardJob(str(out), k, key, tuple(index.samples[a:b]), index_light, options, on_error))
+            jobs.append(
+                ShardJob(
+                    str(out) if isinstance(out, Path) else out,
+                    k,
+                    key,
+                    tuple(index.samples[a:b]),
+                    index_light,
+                    options,
+                    on_error,
+                )
+            )
         todo_files = sum(len(j.samples) for j in jobs)
         if on_start is not None:
             on_start(todo_files, geo.n_samples)

@@ -28,9 +28,7 @@ def frames_to_rgb(frames: np.ndarray) -> np.ndarray:
     return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
-def save_frames_image(
-    frames: np.ndarray, out: str | Path, *, scale: int | None = None, caption: str = ""
-) -> Path:
+def save_frames_image(frames: np.ndarray, out: str | Path, *, scale: int | None = None) -> Path:
     """Write a sample's frames as a PNG strip (T frames in a row) or an animated GIF (by suffix)."""
     from PIL import Image
 

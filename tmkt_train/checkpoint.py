@@ -72,7 +72,7 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
             )
     try:
         ckpt = torch.load(io.BytesIO(data), map_location=map_location, weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is a user error here
+    except Exception as err:  # any unreadable file is a user error here
         raise TrainError(f"{path}: not a readable checkpoint ({type(err).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise TrainError(f"{path}: not a tmkt-train checkpoint")

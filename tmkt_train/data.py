@@ -40,7 +40,7 @@ class RGBBank:
     pool_rgb: Tensor
 
     @classmethod
-    def from_pairs(cls, pairs, device: torch.device) -> RGBBank:  # noqa: ANN001 - tmkt_data.pairing.Pairs
+    def from_pairs(cls, pairs, device: torch.device) -> RGBBank:  # tmkt_data.pairing.Pairs
         images = np.asarray(pairs.rgb_images[:], dtype=np.float16)
         return cls(
             torch.from_numpy(images).to(device),

@@ -23,7 +23,7 @@ The state starts at ``v_reset`` (0 for soft reset). Two implementations of
 - eager: one autograd node (``_LIFMultiStep``) whose forward loop writes into
   preallocated buffers and whose backward is BPTT written out by hand; it saves
   only the charged potential and the spikes and runs about half the elementwise
-  passes of per-step autograd (about 2x faster LIF forward + backward on CPU);
+  passes of per-step autograd (timed in docs/benchmarks.md, "Training step");
 - under ``torch.compile``: the plain per-step loop (:func:`_step`) over the
   static length ``T = x.shape[0]`` with no data-dependent Python branching, which
   the compiler unrolls and fuses, forward and backward.

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tmkt_data.mapping import check_keys
 from tmkt_train.config import ConfigError, config_to_toml, make_config
 
 SECTIONS = {"pipeline", "synth", "convert", "pair", "train", "runs"}
@@ -79,14 +80,6 @@ class Recipe:
     threads: int | None = None  # torch threads per run (None: torch's default); fixes the numbers
 
 
-def _check_keys(where: str, table: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise PipelineError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(sorted(allowed))}"
-        )
-
-
 def _check_steps(p: Path, data: dict[str, Any]) -> None:
     """Check the [synth] and [convert] values the way their steps will read them (one line each)."""
     from tmkt_data.convert import ConvertOptions
@@ -110,15 +103,15 @@ def load_pipeline(path: str | Path, *, out: str | Path | None = None) -> Recipe:
         raise PipelineError(f"{p}: recipe not found") from None
     except tomllib.TOMLDecodeError as err:
         raise PipelineError(f"{p}: not valid TOML ({err})") from None
-    _check_keys(str(p), data, SECTIONS)
+    check_keys(data, SECTIONS, str(p), PipelineError)
     head = data.get("pipeline", {})
-    _check_keys(f"{p} [pipeline]", head, {"name", "out", "description", "jobs", "threads"})
+    check_keys(head, {"name", "out", "description", "jobs", "threads"}, f"{p} [pipeline]", PipelineError)
     for key in ("jobs", "threads"):
         v = head.get(key)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
             raise PipelineError(f"{p} [pipeline] {key} = {v!r}: expected a positive integer")
     for section, keys in (("convert", CONVERT_KEYS), ("pair", PAIR_KEYS), ("synth", SYNTH_KEYS)):
-        _check_keys(f"{p} [{section}]", data.get(section, {}), keys)
+        check_keys(data.get(section, {}), keys, f"{p} [{section}]", PipelineError)
     if "dataset" not in data.get("convert", {}):
         raise PipelineError(f"{p} [convert]: needs dataset")
     if "rgb_kind" not in data.get("pair", {}):

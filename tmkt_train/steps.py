@@ -41,7 +41,7 @@ class Streams(nn.Module):
         self.model = model
         self.step_weights = step_weights
 
-    def forward(self, x1: Tensor, head1: str, x2: Tensor | None = None, head2: str = "dvs"):  # noqa: ANN201
+    def forward(self, x1: Tensor, head1: str, x2: Tensor | None = None, head2: str = "dvs"):
         out1 = self.model(x1, head=head1)
         out2 = self.model(x2, head=head2) if x2 is not None else None
         w = None

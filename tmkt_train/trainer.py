@@ -368,7 +368,7 @@ def _epoch_row(
     }
 
 
-def _progress_bar(enabled: bool, epoch: int, epochs: int, steps: int):  # noqa: ANN202
+def _progress_bar(enabled: bool, epoch: int, epochs: int, steps: int):
     if not enabled:
         return None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn

@@ -3,7 +3,8 @@
 Each format module exposes ``NAME``, ``EXTENSIONS`` (lower-case, with dot),
 ``sniff(head: bytes) -> bool`` (True when the first bytes identify the format;
 always False for formats without magic bytes), ``read(path, **options) ->
-Recording`` and ``write(path, events, sensor_size, **options)``.
+Recording`` and ``write(path, events, sensor_size, **options)``, and registers
+itself in :data:`FORMATS` (``FORMATS.register(NAME, sys.modules[__name__])``).
 """
 
 from __future__ import annotations
@@ -15,13 +16,18 @@ from typing import Any
 
 from tmkt_data.errors import FormatError
 from tmkt_data.events import Recording
-from tmkt_data.formats import aedat2, aedat4, aedat31, atis_bin, hdf5_file, mat_file, numpy_file
 from tmkt_data.formats._io import read_head
+from tmkt_data.registry import Registry
 
-#: Registry of format name -> module, in detection order.
-FORMATS: dict[str, ModuleType] = {
-    m.NAME: m for m in (aedat4, aedat2, aedat31, atis_bin, numpy_file, hdf5_file, mat_file)
-}
+#: Format name -> module, in detection order; each module registers itself (``FORMATS.register``).
+FORMATS: Registry[ModuleType] = Registry(
+    "format",
+    lambda message: FormatError("tmkt_data.formats", message),
+    modules=[
+        f"tmkt_data.formats.{m}"
+        for m in ("aedat4", "aedat2", "aedat31", "atis_bin", "numpy_file", "hdf5_file", "mat_file")
+    ],
+)
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
@@ -53,9 +59,9 @@ def read_events(path: str | os.PathLike[str], format: str | None = None, **optio
         **options: reader options (e.g. ``orientation="jaer"`` for AEDAT 2.0).
     """
     name = format if format is not None else detect_format(path)
-    if name not in FORMATS:
-        raise FormatError(path, f"unknown format {name!r}, expected one of {', '.join(FORMATS)}")
-    return FORMATS[name].read(path, **options)
+    return FORMATS.get(name, error=lambda message: FormatError(path, message)).read(path, **options)
 
+
+FORMATS.load()  # the readers are imported with the package, as tmkt_data's API has them
 
 __all__ = ["FORMATS", "detect_format", "read_events"]

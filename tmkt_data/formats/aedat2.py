@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,7 @@ import numpy as np
 
 from tmkt_data.errors import EventsError, FormatError
 from tmkt_data.events import EVENT_DTYPE, Recording, check_in_sensor, sort_events
+from tmkt_data.formats import FORMATS
 from tmkt_data.formats._io import atomic_write_bytes, read_file_bytes, read_hash_header
 
 NAME = "aedat2"
@@ -257,8 +259,8 @@ def _decode_plain(body, rec_size, davis, w, h, orient, out):  # pragma: no cover
     event (no special ones), inside the chip, and no timestamp is smaller than the one
     before (no wrap, no re-sort). Stops at the first record that breaks this and returns
     its index (``n`` when none did) and the first record's timestamp; unsigned offsets
-    avoid negative-index code so the byte loads combine. About 1.4x faster than the
-    general loop."""
+    avoid negative-index code so the byte loads combine (timed against the general loop in
+    docs/benchmarks.md, "Parts of a conversion")."""
     n = body.shape[0] // rec_size
     t_first = _be32(body, np.uint64(rec_size - 4))
     prev = t_first
@@ -518,3 +520,6 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+FORMATS.register(NAME, sys.modules[__name__])

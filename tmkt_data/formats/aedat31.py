@@ -31,6 +31,7 @@ import itertools
 import os
 import re
 import struct
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,6 +39,7 @@ import numpy as np
 
 from tmkt_data.errors import EventsError, FormatError
 from tmkt_data.events import Recording, check_in_sensor, recording_from_absolute, sort_events
+from tmkt_data.formats import FORMATS
 from tmkt_data.formats._io import atomic_write_bytes, read_file_bytes, read_hash_header
 
 NAME = "aedat31"
@@ -149,6 +151,77 @@ def _walk_packets(data: bytes, start: int, path: str | os.PathLike[str]):
     return offs, counts, overs, skipped, n_packets
 
 
+def _resolve_sensor(
+    lines: list[str], sensor_size: tuple[int, int] | None
+) -> tuple[tuple[int, int], str, str | None]:
+    """(sensor size, where it came from, source name): the argument if given, else the header."""
+    if sensor_size is None:
+        return _sensor_from_header(lines)
+    source = None
+    for line in lines:
+        m = _SOURCE_RE.match(line)
+        if m:
+            source = m.group(2).strip()
+            break
+    return (int(sensor_size[0]), int(sensor_size[1])), "argument", source
+
+
+def _gather_polarity(
+    data: bytes, offs: list[int], counts: list[int], overs: list[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(records, eventTSOverflow per record, byte offset per record) of all polarity packets."""
+    total = sum(counts)
+    if not total:
+        empty = np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=_POL), empty, empty
+    recs = np.concatenate(
+        [np.frombuffer(data, dtype=_POL, count=c, offset=o) for o, c in zip(offs, counts, strict=True)]
+    )
+    cnt = np.asarray(counts, dtype=np.int64)
+    over = np.repeat(np.asarray(overs, dtype=np.int64), cnt)
+    first = np.cumsum(cnt) - cnt
+    rec_off = np.repeat(np.asarray(offs, dtype=np.int64) - 8 * first, cnt) + 8 * np.arange(
+        total, dtype=np.int64
+    )
+    return recs, over, rec_off
+
+
+def _check_valid_events(
+    path: str | os.PathLike[str],
+    ts: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    valid: np.ndarray,
+    rec_off: np.ndarray,
+    sensor: tuple[int, int],
+    sensor_from: str,
+) -> None:
+    """FormatError at the first valid event with a negative timestamp, then the first outside the sensor."""
+    w, h = sensor
+    bad_t = valid & (ts < 0)
+    if bad_t.any():
+        i = int(np.argmax(bad_t))
+        raise FormatError(
+            path, f"polarity event timestamp {int(ts[i])} is negative, expected >= 0", offset=int(rec_off[i])
+        )
+    bad_xy = valid & ((x >= w) | (y >= h))
+    if bad_xy.any():
+        i = int(np.argmax(bad_xy))
+        raise FormatError(
+            path,
+            f"polarity event at x={int(x[i])}, y={int(y[i])} is outside the {w}x{h} sensor ({sensor_from})",
+            offset=int(rec_off[i]),
+        )
+
+
+def _header_start_time(lines: list[str]) -> str | None:
+    """The ``#Start-Time:`` value, or None."""
+    for line in lines:
+        if line.startswith("#Start-Time:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
 def read(path: str | os.PathLike[str], *, sensor_size: tuple[int, int] | None = None) -> Recording:
     """Read an AEDAT 3.1 file's polarity events.
 
@@ -168,70 +241,28 @@ def read(path: str | os.PathLike[str], *, sensor_size: tuple[int, int] | None = 
         )
     lines, start = read_hash_header(data, path, end_line=b"#!END-HEADER")
     version = lines[0][len("#!AER-DAT") :].strip()
-    if sensor_size is not None:
-        sensor = (int(sensor_size[0]), int(sensor_size[1]))
-        sensor_from = "argument"
-        source = None
-        for line in lines:
-            m = _SOURCE_RE.match(line)
-            if m:
-                source = m.group(2).strip()
-                break
-    else:
-        sensor, sensor_from, source = _sensor_from_header(lines)
-    w, h = sensor
+    sensor, sensor_from, source = _resolve_sensor(lines, sensor_size)
 
     offs, counts, overs, skipped, n_packets = _walk_packets(data, start, path)
-    total = sum(counts)
-    if total:
-        recs = np.concatenate(
-            [np.frombuffer(data, dtype=_POL, count=c, offset=o) for o, c in zip(offs, counts, strict=True)]
-        )
-        cnt = np.asarray(counts, dtype=np.int64)
-        over = np.repeat(np.asarray(overs, dtype=np.int64), cnt)
-        first = np.cumsum(cnt) - cnt
-        rec_off = np.repeat(np.asarray(offs, dtype=np.int64) - 8 * first, cnt) + 8 * np.arange(
-            total, dtype=np.int64
-        )
-    else:
-        recs = np.zeros(0, dtype=_POL)
-        over = rec_off = np.zeros(0, dtype=np.int64)
+    recs, over, rec_off = _gather_polarity(data, offs, counts, overs)
     d = recs["d"]
     ts = recs["t"].astype(np.int64)
     valid = (d & 1).astype(bool)
     x = (d >> 17) & 0x7FFF
     y = (d >> 2) & 0x7FFF
     p = (d >> 1) & 1
-    bad_t = valid & (ts < 0)
-    if bad_t.any():
-        i = int(np.argmax(bad_t))
-        raise FormatError(
-            path, f"polarity event timestamp {int(ts[i])} is negative, expected >= 0", offset=int(rec_off[i])
-        )
-    bad_xy = valid & ((x >= w) | (y >= h))
-    if bad_xy.any():
-        i = int(np.argmax(bad_xy))
-        raise FormatError(
-            path,
-            f"polarity event at x={int(x[i])}, y={int(y[i])} is outside the {w}x{h} sensor ({sensor_from})",
-            offset=int(rec_off[i]),
-        )
+    _check_valid_events(path, ts, x, y, valid, rec_off, sensor, sensor_from)
     t_abs = (over[valid] << 31) | ts[valid]
     resorted = not (t_abs.size < 2 or bool(np.all(t_abs[1:] >= t_abs[:-1])))
-    start_time = None
-    for line in lines:
-        if line.startswith("#Start-Time:"):
-            start_time = line.split(":", 1)[1].strip()
-            break
     meta: dict[str, Any] = {
         "version": version,
         "source": source,
-        "start_time": start_time,
+        "start_time": _header_start_time(lines),
         "sensor_size_from": sensor_from,
         "orientation": "image",
         "packets": n_packets,
         "skipped_packets": {int(k): int(v) for k, v in sorted(skipped.items())},
-        "dropped_invalid": int(total - np.count_nonzero(valid)),
+        "dropped_invalid": int(sum(counts) - np.count_nonzero(valid)),
         "resorted": resorted,
         "header": lines,
         "sha256": hashlib.sha256(data).hexdigest(),
@@ -332,3 +363,6 @@ def write(
             chunks.append(PACKET_HEADER.pack(POLARITY_EVENT, 1, 8, 4, int(over[s]), k, k, k))
             chunks.append(recs[s:e].tobytes())
     atomic_write_bytes(path, b"".join(chunks))
+
+
+FORMATS.register(NAME, sys.modules[__name__])

@@ -48,6 +48,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+import sys
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -55,6 +56,7 @@ import numpy as np
 
 from tmkt_data.errors import EventsError, FormatError
 from tmkt_data.events import Recording, check_in_sensor, recording_from_absolute, sort_events
+from tmkt_data.formats import FORMATS
 from tmkt_data.formats._io import atomic_write_bytes, check_file
 
 NAME = "aedat4"
@@ -245,29 +247,8 @@ def _decoder_error(path: str | os.PathLike[str], err: BaseException) -> FormatEr
     return FormatError(path, f"aedat could not decode the file ({kind}: {err})")
 
 
-def read(path: str | os.PathLike[str], *, stream: int | None = None) -> Recording:
-    """Read the polarity events of one ``EVTS`` stream of an AEDAT 4.0 file.
-
-    Args:
-        path: the file.
-        stream: stream id to read; ``None`` means the lowest id whose type is
-            ``EVTS`` (chosen by type, never by a fixed id).
-
-    Returns:
-        A :class:`Recording` with ``sensor_size`` from the stream's ``sizeX`` /
-        ``sizeY`` and ``t0_abs`` the first event's absolute time (us since the
-        epoch). ``metadata``: ``stream``, ``streams`` (id -> type from aedat),
-        ``compression``, ``file_data_position``, ``packets`` (of the chosen
-        stream), ``source`` and ``ts_offset`` (from the XML, when present),
-        ``sha256``.
-
-    Raises:
-        FormatError: wrong magic, malformed header or packet chain, no event
-            stream, ``stream`` not an event stream, or any aedat failure.
-    """
-    import aedat
-
-    p, fsize = check_file(path)
+def _validate_file(p: os.PathLike[str], fsize: int) -> tuple[dict[str, Any], list, str]:
+    """Check magic, IOHeader and packet chain before aedat sees the file; (header, packets, sha256)."""
     try:
         with open(p, "rb") as fh:
             head = fh.read(_HEADER_START)
@@ -290,7 +271,12 @@ def read(path: str | os.PathLike[str], *, stream: int | None = None) -> Recordin
             digest = hashlib.file_digest(fh, "sha256").hexdigest()
     except OSError as err:
         raise FormatError(p, f"cannot read file ({err.strerror or err})") from None
-    xml_streams = _streams_from_xml(header["description"])
+    return header, packets, digest
+
+
+def _open_decoder(p: os.PathLike[str]) -> tuple[Any, dict[int, dict[str, Any]]]:
+    """(aedat decoder, stream id -> stream facts); aedat failures become FormatError."""
+    import aedat
 
     try:
         decoder = aedat.Decoder(str(p))
@@ -299,22 +285,28 @@ def read(path: str | os.PathLike[str], *, stream: int | None = None) -> Recordin
         raise
     except BaseException as err:  # pyo3 PanicException derives from BaseException
         raise _decoder_error(p, err) from None
+    return decoder, streams
 
+
+def _choose_stream(p: os.PathLike[str], streams: dict[int, dict[str, Any]], stream: int | None) -> int:
+    """The requested event stream id, or the lowest event stream id when ``stream`` is None."""
     event_ids = sorted(k for k, v in streams.items() if v.get("type") == "events")
     if stream is None:
         if not event_ids:
             kinds = ", ".join(f"{k}: {v.get('type')}" for k, v in sorted(streams.items())) or "none"
             raise FormatError(p, f"no event (EVTS) stream, expected one; streams are {kinds}")
-        sid = event_ids[0]
-    else:
-        sid = int(stream)
-        if sid not in event_ids:
-            found = streams[sid].get("type") if sid in streams else "absent"
-            raise FormatError(
-                p, f"stream {sid} is {found}, expected an event (EVTS) stream; event streams: {event_ids}"
-            )
-    width, height = int(streams[sid]["width"]), int(streams[sid]["height"])
+        return event_ids[0]
+    sid = int(stream)
+    if sid not in event_ids:
+        found = streams[sid].get("type") if sid in streams else "absent"
+        raise FormatError(
+            p, f"stream {sid} is {found}, expected an event (EVTS) stream; event streams: {event_ids}"
+        )
+    return sid
 
+
+def _decode_events(p: os.PathLike[str], decoder: Any, sid: int) -> tuple[np.ndarray, ...]:
+    """(t_abs int64, x, y, on) of stream ``sid``, all packets concatenated."""
     chunks = []
     try:
         for packet in decoder:
@@ -322,17 +314,43 @@ def read(path: str | os.PathLike[str], *, stream: int | None = None) -> Recordin
                 chunks.append(packet["events"])
     except (KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
-    except BaseException as err:  # a pyo3 PanicException, see above
+    except BaseException as err:  # a pyo3 PanicException, see _open_decoder
         raise _decoder_error(p, err) from None
+    if not chunks:
+        empty = np.zeros(0, np.uint16)
+        return np.zeros(0, np.int64), empty, empty, np.zeros(0, bool)
+    ev = np.concatenate(chunks)
+    t_abs = ev["t"].astype(np.int64)  # uint64 -> int64 before anything else; never through float
+    return t_abs, ev["x"], ev["y"], ev["on"]
 
-    if chunks:
-        ev = np.concatenate(chunks)
-        t_abs = ev["t"].astype(np.int64)  # uint64 -> int64 before anything else; never through float
-        x, y, on = ev["x"], ev["y"], ev["on"]
-    else:
-        t_abs = np.zeros(0, np.int64)
-        x = y = np.zeros(0, np.uint16)
-        on = np.zeros(0, bool)
+
+def read(path: str | os.PathLike[str], *, stream: int | None = None) -> Recording:
+    """Read the polarity events of one ``EVTS`` stream of an AEDAT 4.0 file.
+
+    Args:
+        path: the file.
+        stream: stream id to read; ``None`` means the lowest id whose type is
+            ``EVTS`` (chosen by type, never by a fixed id).
+
+    Returns:
+        A :class:`Recording` with ``sensor_size`` from the stream's ``sizeX`` /
+        ``sizeY`` and ``t0_abs`` the first event's absolute time (us since the
+        epoch). ``metadata``: ``stream``, ``streams`` (id -> type from aedat),
+        ``compression``, ``file_data_position``, ``packets`` (of the chosen
+        stream), ``source`` and ``ts_offset`` (from the XML, when present),
+        ``sha256``.
+
+    Raises:
+        FormatError: wrong magic, malformed header or packet chain, no event
+            stream, ``stream`` not an event stream, or any aedat failure.
+    """
+    p, fsize = check_file(path)
+    header, packets, digest = _validate_file(p, fsize)
+    xml_streams = _streams_from_xml(header["description"])
+    decoder, streams = _open_decoder(p)
+    sid = _choose_stream(p, streams, stream)
+    width, height = int(streams[sid]["width"]), int(streams[sid]["height"])
+    t_abs, x, y, on = _decode_events(p, decoder, sid)
     if x.size and (int(x.max()) >= width or int(y.max()) >= height):
         bad = (x >= width) | (y >= height)
         i = int(np.argmax(bad))
@@ -557,3 +575,6 @@ def write(
     """
     data = encode(events, sensor_size, t0_abs=t0_abs, compression=compression, packet_events=packet_events)
     atomic_write_bytes(path, data)
+
+
+FORMATS.register(NAME, sys.modules[__name__])

@@ -35,12 +35,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from typing import Any
 
 import numpy as np
 
 from tmkt_data.errors import EventsError, FormatError
 from tmkt_data.events import Recording, check_in_sensor, recording_from_absolute, sort_events
+from tmkt_data.formats import FORMATS
 from tmkt_data.formats._io import atomic_write_bytes, read_file_bytes
 
 NAME = "atis_bin"
@@ -223,3 +225,6 @@ def write(
     if events.dtype.names is not None and {"x", "y"} <= set(events.dtype.names):
         check_in_sensor(events, sensor_size, what="events to write")
     atomic_write_bytes(path, encode(events, t0_abs=t0_abs))
+
+
+FORMATS.register(NAME, sys.modules[__name__])

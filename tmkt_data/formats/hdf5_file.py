@@ -29,6 +29,7 @@ cannot trigger a giant allocation.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ import numpy as np
 
 from tmkt_data.errors import EventsError, FormatError
 from tmkt_data.events import Recording, check_in_sensor
+from tmkt_data.formats import FORMATS
 from tmkt_data.formats._io import atomic_path, finish_atomic
 from tmkt_data.formats.numpy_file import (
     ALIASES,
@@ -291,3 +293,6 @@ def write(
         ok = True
     finally:
         finish_atomic(tmp, final, ok)
+
+
+FORMATS.register(NAME, sys.modules[__name__])

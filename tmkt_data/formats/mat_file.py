@@ -35,6 +35,7 @@ import hashlib
 import math
 import os
 import struct
+import sys
 import zlib
 from typing import Any
 
@@ -42,7 +43,7 @@ import numpy as np
 
 from tmkt_data.errors import EventsError, FormatError
 from tmkt_data.events import Recording, check_in_sensor
-from tmkt_data.formats import hdf5_file
+from tmkt_data.formats import FORMATS, hdf5_file
 from tmkt_data.formats._io import atomic_path, finish_atomic, read_file_bytes
 from tmkt_data.formats.numpy_file import (
     ALIASES,
@@ -80,6 +81,31 @@ def _find_struct(value: Any, depth: int = 0) -> dict | None:
         if hit is not None:
             return hit
     return None
+
+
+def _event_table(
+    top: dict[str, Any], key: str | None, p
+) -> tuple[dict[str, Any], dict[str, str], str, str | None]:
+    """(variables holding the events, column -> variable name, where, struct name or None)."""
+    if key is None and has_event_names(top):
+        return top, resolve_names(list(top), p, "MAT top level"), "MAT top level", None
+    if key is not None:
+        if key not in top:
+            raise FormatError(p, f"no variable {key!r}; variables are {sorted(top)}")
+        candidates = [key]
+    else:
+        candidates = [k for k, v in top.items() if isinstance(v, dict)]
+    for cand in candidates:
+        table = _find_struct(top[cand])
+        if table is not None:
+            where = f"MAT struct {cand!r}"
+            return table, resolve_names([str(k) for k in table], p, where), where, cand
+    want = "; ".join(f"{c}: {'/'.join(a)}" for c, a in ALIASES.items())
+    raise FormatError(
+        p,
+        f"no event variables: variables are {sorted(top)} "
+        f"({'struct ' + repr(key) if key else 'no struct'} holds them); expected {want}",
+    )
 
 
 def read(
@@ -126,33 +152,7 @@ def read(
     else:
         version = "5"
         top = _Mat5(p, data).variables()
-    struct_name = None
-    if key is None and has_event_names(top):
-        names = resolve_names(list(top), p, "MAT top level")
-        table: dict[str, Any] | None = top
-        where = "MAT top level"
-    else:
-        if key is not None:
-            if key not in top:
-                raise FormatError(p, f"no variable {key!r}; variables are {sorted(top)}")
-            candidates = [key]
-        else:
-            candidates = [k for k, v in top.items() if isinstance(v, dict)]
-        table = None
-        for cand in candidates:
-            hit = _find_struct(top[cand])
-            if hit is not None:
-                table, struct_name = hit, cand
-                break
-        if table is None:
-            want = "; ".join(f"{c}: {'/'.join(a)}" for c, a in ALIASES.items())
-            raise FormatError(
-                p,
-                f"no event variables: variables are {sorted(top)} "
-                f"({'struct ' + repr(key) if key else 'no struct'} holds them); expected {want}",
-            )
-        where = f"MAT struct {struct_name!r}"
-        names = resolve_names([str(k) for k in table], p, where)
+    table, names, where, struct_name = _event_table(top, key, p)
     cols = {c: _numeric(table[n], n, p, where) for c, n in names.items()}
     stored = None
     if sensor_size is None and "sensor_size" in table:
@@ -284,6 +284,90 @@ class _Mat5:
             raise self.fail(f"{what} element has type {mdtype}, expected one of {types}", where, pos)
         return bytes(buf[dpos : dpos + n]), mdtype, nxt
 
+    def _array_flags(self, buf, q: int, mend: int, where: str, pos: int) -> tuple[int, int]:
+        """(flags word, next position) of a matrix's array flags subelement."""
+        flags_raw, _, q = self._sub(buf, q, mend, where, (_MI_UINT32,), "array flags")
+        if len(flags_raw) != 8:
+            raise self.fail(f"array flags of {len(flags_raw)} bytes, expected 8", where, pos)
+        (flags,) = struct.unpack_from(self.e + "I", flags_raw, 0)
+        return flags, q
+
+    def _dimensions(self, buf, q: int, mend: int, where: str, pos: int) -> tuple[list[int], int]:
+        """(dimensions, next position) of a matrix's dimensions subelement."""
+        dims_raw, _, q = self._sub(buf, q, mend, where, (_MI_INT32, _MI_UINT32), "dimensions")
+        if len(dims_raw) % 4 or not (1 <= len(dims_raw) // 4 <= 32):
+            raise self.fail(
+                f"dimensions element of {len(dims_raw)} bytes, expected 1 to 32 int32", where, pos
+            )
+        dims = [int(v) for v in np.frombuffer(dims_raw, self.e + "i4")]
+        if any(d < 0 for d in dims):
+            raise self.fail(f"negative dimension in {dims}", where, pos)
+        return dims, q
+
+    def _numeric_value(
+        self, buf, q: int, mend: int, where: str, pos: int, name: str, dims: list[int], flags: int
+    ) -> Any:
+        """A numeric or logical array (Fortran order), or Skipped for complex values."""
+        count = math.prod(dims)
+        real_raw, rt, q = self._sub(buf, q, mend, where, tuple(_MI_DTYPES), "real part")
+        dtype = np.dtype(self.e + _MI_DTYPES[rt])
+        if len(real_raw) != count * dtype.itemsize:
+            raise self.fail(
+                f"{name!r} has {len(real_raw)} data bytes for shape {dims} of {dtype}, expected "
+                f"{count * dtype.itemsize}",
+                where,
+                pos,
+            )
+        if flags & 0x800:
+            return Skipped("complex")
+        arr = np.frombuffer(real_raw, dtype=dtype, count=count).reshape(dims, order="F")
+        return arr.astype(bool) if flags & 0x200 else arr
+
+    def _struct_value(
+        self, buf, q: int, mend: int, where: str, pos: int, name: str, count: int, mclass: int, depth: int
+    ) -> Any:
+        """A struct (or object) value: one field dict, or a list of them when ``count`` != 1."""
+        if mclass == 3:
+            _, _, q = self._sub(buf, q, mend, where, (_MI_INT8, _MI_UTF8), "class name")
+        flen_raw, _, q = self._sub(buf, q, mend, where, (_MI_INT32, _MI_UINT32), "field name length")
+        if len(flen_raw) != 4:
+            raise self.fail("field name length element is not one int32", where, pos)
+        (flen,) = struct.unpack_from(self.e + "i", flen_raw, 0)
+        names_raw, _, q = self._sub(buf, q, mend, where, (_MI_INT8, _MI_UTF8), "field names")
+        if flen <= 0 or len(names_raw) % flen:
+            raise self.fail(
+                f"field names of {len(names_raw)} bytes do not split in {flen}-byte names", where, pos
+            )
+        fields = [
+            names_raw[i : i + flen].split(b"\x00", 1)[0].decode("latin-1")
+            for i in range(0, len(names_raw), flen)
+        ]
+        total = count * len(fields)
+        if total * 8 > mend - q:
+            raise self.fail(f"{name!r} declares {total} struct values in {mend - q} bytes", where, pos)
+        items = []
+        for _ in range(count):
+            rec = {}
+            for fname in fields:
+                _, value = self.matrix(buf, q, mend, where, depth + 1)
+                q = self.tag(buf, q, mend, where)[3]
+                rec[fname] = value
+            items.append(rec)
+        return items[0] if count == 1 else items
+
+    def _cell_value(
+        self, buf, q: int, mend: int, where: str, pos: int, name: str, count: int, depth: int
+    ) -> list:
+        """The values of a cell array, in storage order."""
+        if count * 8 > mend - q:
+            raise self.fail(f"{name!r} declares {count} cells in {mend - q} bytes", where, pos)
+        cells = []
+        for _ in range(count):
+            _, value = self.matrix(buf, q, mend, where, depth + 1)
+            q = self.tag(buf, q, mend, where)[3]
+            cells.append(value)
+        return cells
+
     def matrix(self, buf, pos: int, end: int, where: str, depth: int) -> tuple[str, Any]:
         """(name, value) of the miMATRIX element at ``pos``."""
         if depth > _MAX_NEST:
@@ -294,76 +378,21 @@ class _Mat5:
         if n == 0:
             return "", np.zeros((0, 0))
         q, mend = dpos, dpos + n
-        flags_raw, _, q = self._sub(buf, q, mend, where, (_MI_UINT32,), "array flags")
-        if len(flags_raw) != 8:
-            raise self.fail(f"array flags of {len(flags_raw)} bytes, expected 8", where, pos)
-        (flags,) = struct.unpack_from(self.e + "I", flags_raw, 0)
+        flags, q = self._array_flags(buf, q, mend, where, pos)
         mclass = flags & 0xFF
         if mclass == 17:  # opaque (MCOS objects): only a name
             name_raw, _, q = self._sub(buf, q, mend, where, (_MI_INT8, _MI_UTF8), "name")
             return name_raw.decode("latin-1").rstrip("\x00"), Skipped("opaque")
-        dims_raw, _, q = self._sub(buf, q, mend, where, (_MI_INT32, _MI_UINT32), "dimensions")
-        if len(dims_raw) % 4 or not (1 <= len(dims_raw) // 4 <= 32):
-            raise self.fail(
-                f"dimensions element of {len(dims_raw)} bytes, expected 1 to 32 int32", where, pos
-            )
-        dims = [int(v) for v in np.frombuffer(dims_raw, self.e + "i4")]
-        if any(d < 0 for d in dims):
-            raise self.fail(f"negative dimension in {dims}", where, pos)
+        dims, q = self._dimensions(buf, q, mend, where, pos)
         count = math.prod(dims)
         name_raw, _, q = self._sub(buf, q, mend, where, (_MI_INT8, _MI_UTF8), "name")
         name = name_raw.decode("latin-1").rstrip("\x00")
         if mclass in _NUMERIC_CLASSES:
-            real_raw, rt, q = self._sub(buf, q, mend, where, tuple(_MI_DTYPES), "real part")
-            dtype = np.dtype(self.e + _MI_DTYPES[rt])
-            if len(real_raw) != count * dtype.itemsize:
-                raise self.fail(
-                    f"{name!r} has {len(real_raw)} data bytes for shape {dims} of {dtype}, expected "
-                    f"{count * dtype.itemsize}",
-                    where,
-                    pos,
-                )
-            if flags & 0x800:
-                return name, Skipped("complex")
-            arr = np.frombuffer(real_raw, dtype=dtype, count=count).reshape(dims, order="F")
-            return name, arr.astype(bool) if flags & 0x200 else arr
+            return name, self._numeric_value(buf, q, mend, where, pos, name, dims, flags)
         if mclass in (2, 3):
-            if mclass == 3:
-                _, _, q = self._sub(buf, q, mend, where, (_MI_INT8, _MI_UTF8), "class name")
-            flen_raw, _, q = self._sub(buf, q, mend, where, (_MI_INT32, _MI_UINT32), "field name length")
-            if len(flen_raw) != 4:
-                raise self.fail("field name length element is not one int32", where, pos)
-            (flen,) = struct.unpack_from(self.e + "i", flen_raw, 0)
-            names_raw, _, q = self._sub(buf, q, mend, where, (_MI_INT8, _MI_UTF8), "field names")
-            if flen <= 0 or len(names_raw) % flen:
-                raise self.fail(
-                    f"field names of {len(names_raw)} bytes do not split in {flen}-byte names", where, pos
-                )
-            fields = [
-                names_raw[i : i + flen].split(b"\x00", 1)[0].decode("latin-1")
-                for i in range(0, len(names_raw), flen)
-            ]
-            total = count * len(fields)
-            if total * 8 > mend - q:
-                raise self.fail(f"{name!r} declares {total} struct values in {mend - q} bytes", where, pos)
-            items = []
-            for _ in range(count):
-                rec = {}
-                for fname in fields:
-                    _, value = self.matrix(buf, q, mend, where, depth + 1)
-                    q = self.tag(buf, q, mend, where)[3]
-                    rec[fname] = value
-                items.append(rec)
-            return name, items[0] if count == 1 else items
+            return name, self._struct_value(buf, q, mend, where, pos, name, count, mclass, depth)
         if mclass == 1:
-            if count * 8 > mend - q:
-                raise self.fail(f"{name!r} declares {count} cells in {mend - q} bytes", where, pos)
-            cells = []
-            for _ in range(count):
-                _, value = self.matrix(buf, q, mend, where, depth + 1)
-                q = self.tag(buf, q, mend, where)[3]
-                cells.append(value)
-            return name, cells
+            return name, self._cell_value(buf, q, mend, where, pos, name, count, depth)
         if mclass in _CLASS_NAMES:
             return name, Skipped(_CLASS_NAMES[mclass])
         raise self.fail(f"{name!r} has unknown array class {mclass}, expected 1 to 17", where, pos)
@@ -470,3 +499,6 @@ def write(
         ok = True
     finally:
         finish_atomic(tmp, final, ok)
+
+
+FORMATS.register(NAME, sys.modules[__name__])

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import sys
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,6 +43,7 @@ import numpy.lib.format as npformat
 
 from tmkt_data.errors import EventsError, FormatError
 from tmkt_data.events import Recording, check_in_sensor, is_sorted, recording_from_absolute, sort_events
+from tmkt_data.formats import FORMATS
 from tmkt_data.formats._io import atomic_path, finish_atomic
 from tmkt_data.formats._io import check_file as _check_file
 
@@ -493,3 +495,6 @@ def write(
         ok = True
     finally:
         finish_atomic(tmp, final, ok)
+
+
+FORMATS.register(NAME, sys.modules[__name__])

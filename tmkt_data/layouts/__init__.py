@@ -1,22 +1,30 @@
 """Dataset layouts: one module per dataset tree, each exposing ``NAME``, ``scan(root, **options)``.
 
 ``scan`` returns a :class:`~tmkt_data.layouts.base.DatasetIndex`; the module
-docstring documents the exact tree it expects.
+docstring documents the exact tree it expects. Each module registers its ``scan``
+in :data:`LAYOUTS` (``@LAYOUTS.register(NAME)``); they are imported on the first lookup.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from tmkt_data.layouts.base import DatasetIndex, LayoutError, SampleSpec, load_sample
+from tmkt_data.registry import Registry
 from tmkt_data.sizes import parse_size_wh
 
-#: Layout names accepted by ``tmkt-data convert``.
-LAYOUTS = ("cifar10dvs", "ncaltech101", "nmnist", "dvsgesture", "nomniglot", "cepdvs", "folder")
+#: Layout name (accepted by ``tmkt-data convert``) -> its ``scan(root, **options)``.
+LAYOUTS: Registry[Callable[..., DatasetIndex]] = Registry(
+    "dataset",
+    LayoutError,
+    modules=[
+        f"tmkt_data.layouts.{name}"
+        for name in ("cifar10dvs", "ncaltech101", "nmnist", "dvsgesture", "nomniglot", "cepdvs", "folder")
+    ],
+)
 
 
 def check_layout_options(
@@ -48,14 +56,12 @@ def check_layout_options(
 
 def scan(dataset: str, root: str | Path, **options: Any) -> DatasetIndex:
     """Index the dataset tree at ``root`` laid out as ``dataset`` (one of :data:`LAYOUTS`)."""
-    if dataset not in LAYOUTS:
-        raise LayoutError(f"unknown dataset {dataset!r}, expected one of {', '.join(LAYOUTS)}")
+    layout_scan = LAYOUTS.get(dataset)
     options = check_layout_options(options)
     root = Path(root).resolve()
     if not root.is_dir():
         raise LayoutError(f"{root}: raw root is not a folder")
-    module = importlib.import_module(f"tmkt_data.layouts.{dataset}")
-    return module.scan(root, **options)
+    return layout_scan(root, **options)
 
 
 __all__ = [

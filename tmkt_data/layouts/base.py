@@ -7,8 +7,7 @@ fixed sensor. It does no binning and writes nothing.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import numpy as np
 
 from tmkt_data.errors import TmktError
 from tmkt_data.events import Recording
+from tmkt_data.splits import per_class_split, split_within_groups  # noqa: F401  (the layouts import them here)
 
 
 class LayoutError(TmktError, ValueError):
@@ -93,28 +93,6 @@ def slice_recording(rec: Recording, start_us: int | None, end_us: int | None) ->
     out = ev[lo:hi].copy()
     base = rec.t0_abs if start_us is None else start_us
     out["t"] = t_abs[lo:hi] - np.int64(base)
-    return out
-
-
-def per_class_split(n: int, train_ratio: float) -> list[str]:
-    """Split ``n`` name-sorted samples of one class: the first ``ceil(ratio * n)`` train, the rest test.
-
-    Equals spikingjelly's ``split_to_train_test_set(ratio, ..., random_split=False)``.
-    """
-    n_train = math.ceil(train_ratio * n)
-    return ["train"] * n_train + ["test"] * (n - n_train)
-
-
-def split_within_groups(groups: Sequence[Hashable], train_ratio: float) -> list[str]:
-    """:func:`per_class_split` applied within each group: item ``i`` belongs to group
-    ``groups[i]``, and each group's items are split in the order they appear."""
-    members: dict[Hashable, list[int]] = {}
-    for i, g in enumerate(groups):
-        members.setdefault(g, []).append(i)
-    out = [""] * len(groups)
-    for rows in members.values():
-        for i, sp in zip(rows, per_class_split(len(rows), train_ratio), strict=True):
-            out[i] = sp
     return out
 
 

@@ -45,6 +45,7 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from tmkt_data.layouts import LAYOUTS
 from tmkt_data.layouts.base import (
     DatasetIndex,
     LayoutError,
@@ -53,6 +54,7 @@ from tmkt_data.layouts.base import (
     per_class_split,
     require_dir,
 )
+from tmkt_data.mapping import check_no_options
 
 NAME = "cepdvs"
 LAYOUT_VERSION = 1
@@ -152,47 +154,9 @@ def _stem_lookup(stems: list[str]) -> dict[str, str]:
     return lookup
 
 
-def scan(
-    root: Path,
-    *,
-    sensor_size: tuple[int, int] | None = None,
-    train_ratio: float | None = None,
-    time_unit: str | None = None,
-    **options: Any,
-) -> DatasetIndex:
-    """Index a CEP-DVS tree (see the module docstring).
-
-    Args:
-        root: the folder holding ``pathFile.csv`` and ``data/MAT/img``.
-        sensor_size: (W, H) of the recordings (None: (128, 128), unverified).
-        train_ratio: fraction of each class in the train split (None: 250/350).
-        time_unit: unit of the files' ``ts`` for the ``mat`` reader (None: its default, us).
-
-    Raises:
-        LayoutError: missing folder or label file, malformed label line, a file
-            without label or label without file, an empty class, unknown option.
-    """
-    if options:
-        raise LayoutError(f"cepdvs: unknown option(s) {', '.join(sorted(options))}")
-    sensor_given = sensor_size is not None
-    w, h = DEFAULT_SENSOR_SIZE if sensor_size is None else (int(sensor_size[0]), int(sensor_size[1]))
-    if w <= 0 or h <= 0:
-        raise LayoutError(f"cepdvs: sensor_size {sensor_size!r}, expected positive (width, height)")
-    ratio = DEFAULT_TRAIN_RATIO if train_ratio is None else float(train_ratio)
-    if not 0.0 < ratio <= 1.0:
-        raise LayoutError(f"cepdvs: train_ratio {train_ratio!r}, expected 0 < ratio <= 1")
-    if time_unit is not None and time_unit not in ("us", "ms", "s"):
-        raise LayoutError(f"cepdvs: time_unit {time_unit!r}, expected 'us', 'ms' or 's'")
-    root = Path(root)
-    mat_dir = require_dir(root / MAT_FOLDER, _EXPECT)
-    label_file = root / LABEL_FILE
-    if not label_file.is_file():
-        raise LayoutError(f"{label_file}: missing file, expected {_EXPECT}")
-    names = {e.stem: e.name for e in mat_dir.iterdir() if e.is_file() and e.suffix.lower() == ".mat"}
-    if not names:
-        raise LayoutError(f"{mat_dir}: no .mat files, expected {_EXPECT}")
+def _label_files(label_file: Path, mat_dir: Path, names: dict[str, str]) -> dict[str, str]:
+    """Superclass of each ``.mat`` file stem (``names``: stem -> file name), every file labelled once."""
     lookup = _stem_lookup(sorted(names))
-
     class_of: dict[str, str] = {}
     for lineno, key, cls in parse_path_file(label_file):
         stem = lookup.get(key)
@@ -211,7 +175,13 @@ def scan(
             f"{mat_dir / names[unlabelled[0]]}: no label line in {label_file} "
             f"({len(unlabelled)} unlabelled .mat file(s))"
         )
+    return class_of
 
+
+def _split_samples(
+    label_file: Path, names: dict[str, str], class_of: dict[str, str], ratio: float
+) -> tuple[list[SampleSpec], dict[str, dict[str, int]]]:
+    """(samples sorted by id, per-class train/test counts); every class needs a sample."""
     samples: list[SampleSpec] = []
     counts: dict[str, dict[str, int]] = {}
     for label, cls in enumerate(CLASSES):
@@ -232,6 +202,50 @@ def scan(
                 )
             )
     samples.sort(key=lambda s: s.sample_id)
+    return samples, counts
+
+
+@LAYOUTS.register(NAME)
+def scan(
+    root: Path,
+    *,
+    sensor_size: tuple[int, int] | None = None,
+    train_ratio: float | None = None,
+    time_unit: str | None = None,
+    **options: Any,
+) -> DatasetIndex:
+    """Index a CEP-DVS tree (see the module docstring).
+
+    Args:
+        root: the folder holding ``pathFile.csv`` and ``data/MAT/img``.
+        sensor_size: (W, H) of the recordings (None: (128, 128), unverified).
+        train_ratio: fraction of each class in the train split (None: 250/350).
+        time_unit: unit of the files' ``ts`` for the ``mat`` reader (None: its default, us).
+
+    Raises:
+        LayoutError: missing folder or label file, malformed label line, a file
+            without label or label without file, an empty class, unknown option.
+    """
+    check_no_options(NAME, options, LayoutError)
+    sensor_given = sensor_size is not None
+    w, h = DEFAULT_SENSOR_SIZE if sensor_size is None else (int(sensor_size[0]), int(sensor_size[1]))
+    if w <= 0 or h <= 0:
+        raise LayoutError(f"cepdvs: sensor_size {sensor_size!r}, expected positive (width, height)")
+    ratio = DEFAULT_TRAIN_RATIO if train_ratio is None else float(train_ratio)
+    if not 0.0 < ratio <= 1.0:
+        raise LayoutError(f"cepdvs: train_ratio {train_ratio!r}, expected 0 < ratio <= 1")
+    if time_unit is not None and time_unit not in ("us", "ms", "s"):
+        raise LayoutError(f"cepdvs: time_unit {time_unit!r}, expected 'us', 'ms' or 's'")
+    root = Path(root)
+    mat_dir = require_dir(root / MAT_FOLDER, _EXPECT)
+    label_file = root / LABEL_FILE
+    if not label_file.is_file():
+        raise LayoutError(f"{label_file}: missing file, expected {_EXPECT}")
+    names = {e.stem: e.name for e in mat_dir.iterdir() if e.is_file() and e.suffix.lower() == ".mat"}
+    if not names:
+        raise LayoutError(f"{mat_dir}: no .mat files, expected {_EXPECT}")
+    class_of = _label_files(label_file, mat_dir, names)
+    samples, counts = _split_samples(label_file, names, class_of, ratio)
     return DatasetIndex(
         dataset=NAME,
         root=root,

@@ -40,6 +40,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from tmkt_data.layouts import LAYOUTS
 from tmkt_data.layouts.base import (
     DatasetIndex,
     LayoutError,
@@ -48,6 +49,7 @@ from tmkt_data.layouts.base import (
     per_class_split,
     require_dir,
 )
+from tmkt_data.mapping import check_no_options
 
 NAME = "cifar10dvs"
 LAYOUT_VERSION = 1
@@ -90,6 +92,7 @@ def _list_class(folder: Path, cls: str) -> tuple[str, list[tuple[str, int]]]:
     return exts.pop(), files
 
 
+@LAYOUTS.register(NAME)
 def scan(
     root: Path, *, orientation: str | None = "spikingjelly", train_ratio: float | None = 0.9, **options: Any
 ) -> DatasetIndex:
@@ -108,8 +111,7 @@ def scan(
     """
     orientation = "spikingjelly" if orientation is None else orientation
     train_ratio = 0.9 if train_ratio is None else train_ratio
-    if options:
-        raise LayoutError(f"cifar10dvs: unknown option(s) {', '.join(sorted(options))}")
+    check_no_options(NAME, options, LayoutError)
     if orientation not in ORIENTATIONS:
         raise LayoutError(
             f"cifar10dvs: orientation {orientation!r}, expected one of {', '.join(ORIENTATIONS)}"

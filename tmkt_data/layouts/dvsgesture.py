@@ -39,7 +39,9 @@ from collections import Counter
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from tmkt_data.layouts import LAYOUTS
 from tmkt_data.layouts.base import DatasetIndex, LayoutError, SampleSpec
+from tmkt_data.mapping import check_no_options
 
 NAME = "dvsgesture"
 LAYOUT_VERSION = 1
@@ -145,6 +147,7 @@ def parse_labels_csv(path: Path) -> list[tuple[int, int, int]]:
     return rows
 
 
+@LAYOUTS.register(NAME)
 def scan(root: Path, **options: Any) -> DatasetIndex:
     """Index a DVS128 Gesture tree (see the module docstring).
 
@@ -152,8 +155,7 @@ def scan(root: Path, **options: Any) -> DatasetIndex:
         LayoutError: missing folder, trial list or labels CSV; a listed recording
             missing; a recording in neither or both lists; a malformed CSV; unknown option.
     """
-    if options:
-        raise LayoutError(f"dvsgesture: unknown option(s) {', '.join(sorted(options))}")
+    check_no_options(NAME, options, LayoutError)
     root = Path(root)
     data = _data_folder(root)
     train = _read_trial_list(data / TRAIN_LIST)

@@ -42,6 +42,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from tmkt_data.layouts import LAYOUTS
 from tmkt_data.layouts.base import (
     DatasetIndex,
     LayoutError,
@@ -50,6 +51,7 @@ from tmkt_data.layouts.base import (
     per_class_split,
     read_source_metadata,
 )
+from tmkt_data.mapping import check_no_options
 
 NAME = "folder"
 LAYOUT_VERSION = 1
@@ -90,6 +92,91 @@ def _split_folders(root: Path) -> dict[str, Path] | None:
     return None
 
 
+def _class_groups(root: Path, splits: dict[str, Path] | None) -> list[tuple[str | None, str, str]]:
+    """(split or None, class, class folder relative to root) of every class folder."""
+    groups: list[tuple[str | None, str, str]] = []
+    if splits is not None:
+        for split, base in splits.items():
+            for d in _visible_dirs(base):
+                groups.append((split, d.name, f"{base.name}/{d.name}"))
+    else:
+        groups = [(None, d.name, d.name) for d in _visible_dirs(root)]
+    if not groups:
+        where = " under train/ and test/" if splits is not None else ""
+        raise LayoutError(f"{root}: no class folders{where}, expected {_EXPECT}")
+    return groups
+
+
+def _class_entries(
+    root: Path, groups: list[tuple[str | None, str, str]], classes: list[str], exts: set[str], ratio: float
+) -> tuple[list[tuple[str, int, str]], list[Path], dict[str, dict[str, int]]]:
+    """((path relative to root, label, split) per file, first file of each class folder, per-class counts)."""
+    label_of = {c: i for i, c in enumerate(classes)}
+    entries: list[tuple[str, int, str]] = []
+    firsts: list[Path] = []
+    counts: dict[str, dict[str, int]] = {c: {"train": 0, "test": 0} for c in classes}
+    for split, cls, rel_dir in sorted(groups, key=lambda g: g[2]):
+        files = _event_files(root / rel_dir, exts)
+        if not files:
+            raise LayoutError(
+                f"{root / rel_dir}: class folder has no event files "
+                f"(extensions {', '.join(sorted(exts))}), expected {_EXPECT}"
+            )
+        firsts.append(root / rel_dir / files[0])
+        file_splits = [split] * len(files) if split is not None else per_class_split(len(files), ratio)
+        for f, s in zip(files, file_splits, strict=True):
+            entries.append((f"{rel_dir}/{f}", label_of[cls], s))
+            counts[cls][s] += 1
+    return entries, firsts, counts
+
+
+def _samples(entries: list[tuple[str, int, str]]) -> list[SampleSpec]:
+    """Samples sorted by id: the path without extension, or with it where two files share a stem."""
+    stems = Counter(Path(p).with_suffix("").as_posix() for p, _, _ in entries)
+    samples = []
+    for path, label, split in entries:
+        stem = Path(path).with_suffix("").as_posix()
+        samples.append(
+            SampleSpec(sample_id=stem if stems[stem] == 1 else path, path=path, label=label, split=split)
+        )
+    samples.sort(key=lambda s: s.sample_id)
+    return samples
+
+
+def _sensor_size(
+    root: Path,
+    sensor_size: tuple[int, int] | None,
+    firsts: list[Path],
+    read_options: dict[str, Any],
+    notes: dict[str, Any],
+) -> tuple[int, int]:
+    """(W, H) from the option, the source metadata, or the first file of each class; fills ``notes``."""
+    meta = read_source_metadata(root)
+    if meta is not None:
+        notes["source_metadata_file"], notes["source_metadata"] = meta
+        if sensor_size is None and isinstance(meta[1].get("sensor_size"), list):
+            sensor_size = tuple(meta[1]["sensor_size"])
+            notes["sensor_size_from_metadata"] = True
+    if sensor_size is not None:
+        w, h = int(sensor_size[0]), int(sensor_size[1])
+        if w <= 0 or h <= 0:
+            raise LayoutError(f"folder: sensor_size {sensor_size!r}, expected positive (width, height)")
+        notes["sensor_size_source"] = "option"
+        return w, h
+    from tmkt_data.formats import read_events
+
+    w = h = 0
+    for path in firsts:
+        rec = read_events(path, **read_options)
+        w, h = max(w, int(rec.sensor_size[0])), max(h, int(rec.sensor_size[1]))
+    notes["sensor_size_source"] = (
+        f"inferred: largest (W, H) reported by the first file of each of {len(firsts)} class folder(s)"
+    )
+    notes["sensor_size_files"] = [p.relative_to(root).as_posix() for p in firsts]
+    return w, h
+
+
+@LAYOUTS.register(NAME)
 def scan(
     root: Path,
     *,
@@ -110,8 +197,7 @@ def scan(
         LayoutError: no class folder, a class folder without event files, bad
             JSON metadata, bad option.
     """
-    if options:
-        raise LayoutError(f"folder: unknown option(s) {', '.join(sorted(options))}")
+    check_no_options(NAME, options, LayoutError)
     ratio = 0.9 if train_ratio is None else float(train_ratio)
     if not 0.0 < ratio <= 1.0:
         raise LayoutError(f"folder: train_ratio {train_ratio!r}, expected 0 < ratio <= 1")
@@ -119,71 +205,14 @@ def scan(
     exts = _known_extensions(format)
     read_options: dict[str, Any] = {} if format is None else {"format": format}
 
-    # (split or None, class, class folder relative to root)
-    groups: list[tuple[str | None, str, str]] = []
     splits = _split_folders(root)
-    if splits is not None:
-        for split, base in splits.items():
-            for d in _visible_dirs(base):
-                groups.append((split, d.name, f"{base.name}/{d.name}"))
-    else:
-        groups = [(None, d.name, d.name) for d in _visible_dirs(root)]
-    if not groups:
-        where = " under train/ and test/" if splits is not None else ""
-        raise LayoutError(f"{root}: no class folders{where}, expected {_EXPECT}")
+    groups = _class_groups(root, splits)
     classes = ascii_sorted(sorted({cls for _, cls, _ in groups}))
-    label_of = {c: i for i, c in enumerate(classes)}
-
-    # (path relative to root, label, split)
-    entries: list[tuple[str, int, str]] = []
-    firsts: list[Path] = []
-    counts: dict[str, dict[str, int]] = {c: {"train": 0, "test": 0} for c in classes}
-    for split, cls, rel_dir in sorted(groups, key=lambda g: g[2]):
-        files = _event_files(root / rel_dir, exts)
-        if not files:
-            raise LayoutError(
-                f"{root / rel_dir}: class folder has no event files "
-                f"(extensions {', '.join(sorted(exts))}), expected {_EXPECT}"
-            )
-        firsts.append(root / rel_dir / files[0])
-        file_splits = [split] * len(files) if split is not None else per_class_split(len(files), ratio)
-        for f, s in zip(files, file_splits, strict=True):
-            entries.append((f"{rel_dir}/{f}", label_of[cls], s))
-            counts[cls][s] += 1
-
-    stems = Counter(Path(p).with_suffix("").as_posix() for p, _, _ in entries)
-    samples = []
-    for path, label, split in entries:
-        stem = Path(path).with_suffix("").as_posix()
-        samples.append(
-            SampleSpec(sample_id=stem if stems[stem] == 1 else path, path=path, label=label, split=split)
-        )
-    samples.sort(key=lambda s: s.sample_id)
+    entries, firsts, counts = _class_entries(root, groups, classes, exts, ratio)
+    samples = _samples(entries)
 
     notes: dict[str, Any] = {"layout_version": LAYOUT_VERSION}
-    meta = read_source_metadata(root)
-    if meta is not None:
-        notes["source_metadata_file"], notes["source_metadata"] = meta
-        if sensor_size is None and isinstance(meta[1].get("sensor_size"), list):
-            sensor_size = tuple(meta[1]["sensor_size"])
-            notes["sensor_size_from_metadata"] = True
-    if sensor_size is not None:
-        w, h = int(sensor_size[0]), int(sensor_size[1])
-        if w <= 0 or h <= 0:
-            raise LayoutError(f"folder: sensor_size {sensor_size!r}, expected positive (width, height)")
-        notes["sensor_size_source"] = "option"
-    else:
-        from tmkt_data.formats import read_events
-
-        w = h = 0
-        for path in firsts:
-            rec = read_events(path, **read_options)
-            w, h = max(w, int(rec.sensor_size[0])), max(h, int(rec.sensor_size[1]))
-        notes["sensor_size_source"] = (
-            f"inferred: largest (W, H) reported by the first file of each of {len(firsts)} class folder(s)"
-        )
-        notes["sensor_size_files"] = [p.relative_to(root).as_posix() for p in firsts]
-
+    w, h = _sensor_size(root, sensor_size, firsts, read_options, notes)
     split_info: dict[str, Any]
     if splits is not None:
         split_info = {

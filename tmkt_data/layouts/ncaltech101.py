@@ -36,7 +36,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tmkt_data.layouts import LAYOUTS
 from tmkt_data.layouts.base import DatasetIndex, LayoutError, SampleSpec, ascii_sorted, per_class_split
+from tmkt_data.mapping import check_no_options
 
 NAME = "ncaltech101"
 LAYOUT_VERSION = 1
@@ -78,6 +80,7 @@ def _data_folder(root: Path) -> Path:
     )
 
 
+@LAYOUTS.register(NAME)
 def scan(root: Path, *, train_ratio: float | None = 0.9, **options: Any) -> DatasetIndex:
     """Index an N-Caltech101 tree (see the module docstring).
 
@@ -89,8 +92,7 @@ def scan(root: Path, *, train_ratio: float | None = 0.9, **options: Any) -> Data
         LayoutError: no data folder, no class folder, a class folder without
             ``image_*.bin``, unknown option.
     """
-    if options:
-        raise LayoutError(f"ncaltech101: unknown option(s) {', '.join(sorted(options))}")
+    check_no_options(NAME, options, LayoutError)
     train_ratio = 0.9 if train_ratio is None else float(train_ratio)
     if not 0.0 < train_ratio <= 1.0:
         raise LayoutError(f"ncaltech101: train_ratio {train_ratio!r}, expected 0 < ratio <= 1")

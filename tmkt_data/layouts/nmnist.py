@@ -28,6 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tmkt_data.layouts import LAYOUTS
 from tmkt_data.layouts.base import (
     DatasetIndex,
     LayoutError,
@@ -36,6 +37,7 @@ from tmkt_data.layouts.base import (
     read_source_metadata,
     require_dir,
 )
+from tmkt_data.mapping import check_no_options
 
 NAME = "nmnist"
 LAYOUT_VERSION = 1
@@ -45,14 +47,14 @@ SENSOR_SIZE = (34, 34)
 SPLIT_FOLDERS = (("Train", "train"), ("Test", "test"))
 
 
+@LAYOUTS.register(NAME)
 def scan(root: Path, **options: Any) -> DatasetIndex:
     """Index an N-MNIST tree (see the module docstring).
 
     Raises:
         LayoutError: missing ``Train``/``Test`` or digit folder, no ``.bin`` at all, unknown option.
     """
-    if options:
-        raise LayoutError(f"nmnist: unknown option(s) {', '.join(sorted(options))}")
+    check_no_options(NAME, options, LayoutError)
     root = Path(root)
     samples: list[SampleSpec] = []
     counts: dict[str, dict[str, int]] = {}

@@ -50,6 +50,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from tmkt_data.layouts import LAYOUTS
 from tmkt_data.layouts.base import (
     DatasetIndex,
     LayoutError,
@@ -58,6 +59,7 @@ from tmkt_data.layouts.base import (
     require_dir,
     split_within_groups,
 )
+from tmkt_data.mapping import check_no_options
 
 NAME = "nomniglot"
 LAYOUT_VERSION = 2  # 2: the drawers alternative split
@@ -155,6 +157,7 @@ def _with_drawers_split(samples: list[SampleSpec]) -> list[SampleSpec]:
     return [replace(s, alt_splits=(("drawers", d),)) for s, d in zip(samples, drawers, strict=True)]
 
 
+@LAYOUTS.register(NAME)
 def scan(root: Path, *, crop: bool | None = False, **options: Any) -> DatasetIndex:
     """Index an N-Omniglot tree (see the module docstring).
 
@@ -166,8 +169,7 @@ def scan(root: Path, *, crop: bool | None = False, **options: Any) -> DatasetInd
         LayoutError: missing split folder, empty alphabet or character folder,
             missing or malformed CSV, unknown option.
     """
-    if options:
-        raise LayoutError(f"nomniglot: unknown option(s) {', '.join(sorted(options))}")
+    check_no_options(NAME, options, LayoutError)
     crop = bool(crop)
     root = Path(root)
     found: list[tuple[str, str, str, Path, Path]] = []  # (split name, split, class, aedat, csv)

@@ -17,6 +17,7 @@ import numpy as np
 from tmkt_data.pairing.common import PAIRS_FORMAT, PAIRS_FORMAT_VERSION, SPLITS, PairingError, fmt_names
 from tmkt_data.pairing.settings import check_count
 from tmkt_data.store import StoreView
+from tmkt_data.store.location import store_location
 
 
 @dataclass
@@ -265,7 +266,7 @@ def read_pairs(store_path: str | os.PathLike[str]) -> Pairs:
     Raises:
         PairingError: no index, an index from another sample list or run, or a broken invariant.
     """
-    store = Path(store_path).resolve()
+    store = store_location(store_path).resolve()
     g, pa, ra, classes = _open_index(store)
     dvs = {sp: g.read(f"pairs/{sp}/dvs", np.int64) for sp in SPLITS}
     partners = None

@@ -23,6 +23,7 @@ from tmkt_data.pairing.settings import PairSettings
 from tmkt_data.rgb import RGBSet, load_rgb
 from tmkt_data.rgb.encode import encode_images
 from tmkt_data.store import GroupsWriter, StoreView, holds_store_lock
+from tmkt_data.store.location import store_location
 
 Progress = Callable[[str, int, int], None]
 
@@ -75,20 +76,20 @@ def _load(store: Path, s: PairSettings) -> _Inputs:
     dataset = str(g.attrs.get("dataset", ""))
     warnings: list[str] = []
     cmap = known_class_map(dataset, s.rgb_kind) if s.class_map is None else load_class_map(s.class_map)
-    opts = dict(cmap.rgb_options if cmap else {})
-    opts.update(s.rgb_options or {})
+    rgb_options = dict(cmap.rgb_options if cmap else {})
+    rgb_options.update(s.rgb_options or {})
     source_paths = g.strings("source_path") if g.has("source_path") else None
     link, gap = resolve_link(dict(g.attrs), source_paths, dataset, s.rgb_kind, instance=s.instance)
     if gap:
         warnings.append(gap)
-    rgb = load_rgb(s.rgb_kind, s.rgb_root, **opts)
+    rgb = load_rgb(s.rgb_kind, s.rgb_root, **rgb_options)
     match = match_classes(dvs.classes, rgb.class_names, cmap, drop_unmatched=s.drop_unmatched)
     if match.skipped_entries:
         warnings.append(
             f"class map {cmap.source if cmap else ''}: skipped entries for absent classes: "
             + ", ".join(match.skipped_entries[:LIST_MAX])
         )
-    return _Inputs(g, dvs, dataset, rgb, opts, cmap, match, link, warnings)
+    return _Inputs(g, dvs, dataset, rgb, rgb_options, cmap, match, link, warnings)
 
 
 def _write_images(
@@ -235,7 +236,7 @@ def pair_with_settings(
 ) -> PairReport:
     """:func:`pair_store` with its settings as one :class:`PairSettings` (holding the store lock)."""
     t0 = time.perf_counter()
-    store = Path(store_path).resolve()
+    store = store_location(store_path).resolve()
     s = settings.validated()
     src = _load(store, s)
     plan = plan_pairing(src.dvs, RgbCatalog.of(src.rgb), src.match, s, src.link)

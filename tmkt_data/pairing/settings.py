@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from tmkt_data.mapping import check_keys
 from tmkt_data.pairing.common import PairingError
 from tmkt_data.rgb.encode import ENCODE_MODES
 
@@ -107,11 +108,7 @@ class PairSettings:
         Raises:
             PairingError: an unknown key, no ``rgb_kind``, or a value its flag would refuse.
         """
-        unknown = sorted(set(table) - set(RECIPE_KEYS))
-        if unknown:
-            raise PairingError(
-                f"[pair]: unknown key(s) {', '.join(unknown)}; expected {', '.join(RECIPE_KEYS)}"
-            )
+        check_keys(table, RECIPE_KEYS, "[pair]", PairingError)
         if not isinstance(table.get("rgb_kind"), str):
             raise PairingError(f"[pair]: rgb_kind {table.get('rgb_kind')!r}: expected an RGB source name")
         options = table.get("options", {})
@@ -172,7 +169,9 @@ class PairSettings:
         if not isinstance(self.split_array, str):
             raise PairingError(f"--split {self.split_array!r}: expected a store array name")
         if not isinstance(self.rgb_options or {}, Mapping):
-            raise PairingError(f"RGB options {self.rgb_options!r}: expected KEY=VALUE options (a table)")
+            raise PairingError(
+                f"RGB reader options {self.rgb_options!r}: expected KEY=VALUE options (a table)"
+            )
         return replace(
             self,
             val_fraction=val_fraction,

@@ -23,9 +23,7 @@ geometry; :mod:`tmkt_data.pairing` stores them with the pairing index.
 
 from __future__ import annotations
 
-import importlib
-import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,8 @@ from typing import Any
 import numpy as np
 
 from tmkt_data.errors import TmktError
+from tmkt_data.mapping import check_no_options
+from tmkt_data.registry import Registry
 
 
 class RGBError(TmktError, ValueError):
@@ -102,7 +102,7 @@ class RGBSet:
     """Images of one RGB source with their labels and split.
 
     Attributes:
-        kind: source name (a key of :data:`RGB_SOURCES`).
+        kind: source name (a name in :data:`RGB_SOURCES`).
         root: the folder read (absolute), or None for the embedded ``digits``.
         images: ``HxWx3`` / ``HxW`` uint8 images: an array ``(N, H, W[, 3])``,
             a list of arrays, or a lazy :class:`ImageFiles`.
@@ -164,11 +164,6 @@ class RGBSet:
             [self.split[i] for i in idx],
             dict(self.info),
         )
-
-    def limited(self, limit: int | None) -> tuple[RGBSet, list[int]]:
-        """At most ``limit`` images (:func:`balanced_indices`) and their indices in this set."""
-        chosen = balanced_indices(self.labels.tolist(), self.split, limit)
-        return (self.take(chosen) if len(chosen) < len(self) else self), chosen
 
     def selected(
         self, per_class: Mapping[str, int] | None = None, limit: int | None = None
@@ -250,12 +245,6 @@ def per_class_indices(labels: Sequence[int], split: Sequence[str], per_class: Ma
     return chosen
 
 
-def per_class_split(n: int, train_ratio: float) -> list[str]:
-    """Split ``n`` name-sorted items of one class: the first ``ceil(ratio * n)`` train, the rest test."""
-    n_train = math.ceil(round(train_ratio * n, 9))
-    return ["train"] * n_train + ["test"] * (n - n_train)
-
-
 def check_ratio(kind: str, train_ratio: Any) -> float:
     try:
         r = float(train_ratio)
@@ -267,8 +256,7 @@ def check_ratio(kind: str, train_ratio: Any) -> float:
 
 
 def no_options(kind: str, options: dict[str, Any]) -> None:
-    if options:
-        raise RGBError(f"{kind}: unknown option(s) {', '.join(sorted(options))}")
+    check_no_options(kind, options, RGBError)
 
 
 def require_root(kind: str, root: str | Path | None) -> Path:
@@ -280,36 +268,32 @@ def require_root(kind: str, root: str | Path | None) -> Path:
     return p
 
 
-#: Source name -> (module, loader function).
-RGB_SOURCES: dict[str, tuple[str, str]] = {
-    "cifar10": ("tmkt_data.rgb.cifar", "load_cifar10"),
-    "cifar100": ("tmkt_data.rgb.cifar", "load_cifar100"),
-    "caltech101": ("tmkt_data.rgb.caltech101", "load"),
-    "mnist": ("tmkt_data.rgb.mnist", "load"),
-    "omniglot": ("tmkt_data.rgb.omniglot", "load"),
-    "imagefolder": ("tmkt_data.rgb.imagefolder", "load"),
-    "digits": ("tmkt_data.rgb.digits", "load"),
-    "digitpairs": ("tmkt_data.rgb.digitpairs", "load"),
-}
+#: Source name -> its loader ``load(root, **options) -> RGBSet``; each source module registers its
+#: own (``@RGB_SOURCES.register("mnist")``), imported on the first lookup.
+RGB_SOURCES: Registry[Callable[..., RGBSet]] = Registry(
+    "RGB source",
+    RGBError,
+    modules=[
+        f"tmkt_data.rgb.{m}"
+        for m in ("cifar", "caltech101", "mnist", "omniglot", "imagefolder", "digits", "digitpairs")
+    ],
+)
 
 #: Sources built into the toolkit: they read no folder (``root`` None or ``"-"``).
 EMBEDDED_SOURCES = ("digits", "digitpairs")
 
 
-def load_rgb(kind: str, root: str | Path | None = None, **opts: Any) -> RGBSet:
-    """Read the RGB source ``kind`` (a key of :data:`RGB_SOURCES`) from ``root``.
+def load_rgb(kind: str, root: str | Path | None = None, **options: Any) -> RGBSet:
+    """Read the RGB source ``kind`` (a name in :data:`RGB_SOURCES`) from ``root``.
 
     ``root`` may be None (or ``"-"``) only for :data:`EMBEDDED_SOURCES`. Options go to the
     source's loader (e.g. ``labels="coarse"`` for ``cifar100``,
     ``train_ratio=0.9`` for ``caltech101``); an unknown option is an error.
     """
-    if kind not in RGB_SOURCES:
-        raise RGBError(f"unknown RGB source {kind!r}, expected one of {', '.join(RGB_SOURCES)}")
-    module, fn = RGB_SOURCES[kind]
-    loader = getattr(importlib.import_module(module), fn)
+    loader = RGB_SOURCES.get(kind)
     if root is not None and str(root) in ("", "-"):
         root = None
-    return loader(root, **opts)
+    return loader(root, **options)
 
 
 __all__ = [

@@ -28,7 +28,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tmkt_data.rgb import ImageFiles, RGBError, RGBSet, check_ratio, no_options, per_class_split, require_root
+from tmkt_data.rgb import RGB_SOURCES, ImageFiles, RGBError, RGBSet, check_ratio, no_options, require_root
+from tmkt_data.splits import per_class_split
 
 FOLDER = "101_ObjectCategories"
 EXTENSIONS = (".jpg", ".jpeg")
@@ -52,6 +53,7 @@ def _data_folder(root: Path) -> Path:
     raise RGBError(f"{root / FOLDER}: missing folder, expected {_EXPECT}")
 
 
+@RGB_SOURCES.register("caltech101")
 def load(root: str | Path | None, *, train_ratio: float = 0.9, **options: Any) -> RGBSet:
     """Index Caltech101's images (decoded lazily; see the module docstring)."""
     no_options("caltech101", options)

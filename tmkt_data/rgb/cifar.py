@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from tmkt_data.rgb import RGBError, RGBSet, no_options, require_root
+from tmkt_data.rgb import RGB_SOURCES, RGBError, RGBSet, no_options, require_root
 
 CIFAR10_FOLDER = "cifar-10-batches-py"
 CIFAR100_FOLDER = "cifar-100-python"
@@ -72,7 +72,7 @@ def read_pickle(path: Path, expected: str) -> dict:
         raise RGBError(f"{path}: cannot read ({err})") from None
     try:
         obj = _SafeUnpickler(io.BytesIO(blob), encoding="bytes").load()
-    except Exception as err:  # noqa: BLE001 - any decoding failure is a malformed file
+    except Exception as err:  # any decoding failure is a malformed file
         raise RGBError(f"{path}: not a CIFAR python pickle ({err}), expected {expected}") from None
     if not isinstance(obj, dict):
         raise RGBError(f"{path}: pickle holds a {type(obj).__name__}, expected a dict ({expected})")
@@ -138,6 +138,7 @@ def _assemble(
     return RGBSet(kind, str(root), images, labels, names, ids, split, info)
 
 
+@RGB_SOURCES.register("cifar10")
 def load_cifar10(root: str | Path | None, **options: Any) -> RGBSet:
     """Read CIFAR-10's python batches (see the module docstring)."""
     no_options("cifar10", options)
@@ -153,6 +154,7 @@ def load_cifar10(root: str | Path | None, **options: Any) -> RGBSet:
     return _assemble("cifar10", base, parts, names, info)
 
 
+@RGB_SOURCES.register("cifar100")
 def load_cifar100(root: str | Path | None, *, labels: str = "fine", **options: Any) -> RGBSet:
     """Read CIFAR-100's python pickles with ``labels="fine"`` (100 classes) or ``"coarse"`` (20)."""
     no_options("cifar100", options)

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from tmkt_data.rgb import RGBError, RGBSet, check_ratio, no_options
+from tmkt_data.rgb import RGB_SOURCES, RGBError, RGBSet, check_ratio, no_options
 from tmkt_data.rgb import digits as _digits
 
 CLASSES = [f"{a}{b}" for a in range(10) for b in range(10)]
@@ -58,6 +58,7 @@ def draw_pairs(left: np.ndarray, right: np.ndarray, n: int, rng: np.random.Gener
     return pairs[:n]
 
 
+@RGB_SOURCES.register("digitpairs")
 def load(
     root: str | Path | None = None,
     *,

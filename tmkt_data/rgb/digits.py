@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from tmkt_data.rgb import RGBError, RGBSet, check_ratio, no_options, per_class_split
+from tmkt_data.rgb import RGB_SOURCES, RGBError, RGBSet, check_ratio, no_options
+from tmkt_data.splits import per_class_split
 
 CLASSES = [str(d) for d in range(10)]
 
@@ -45,7 +46,7 @@ def _read_digits() -> tuple[np.ndarray, np.ndarray]:
 
         try:
             bunch = load_digits()
-        except Exception:  # noqa: BLE001
+        except Exception:
             raise RGBError(f"{path}: cannot read scikit-learn's digits ({err})") from None
         return np.asarray(bunch.images, dtype=np.float64), np.asarray(bunch.target)
     if data.ndim != 2 or data.shape[1] != 65:
@@ -53,6 +54,7 @@ def _read_digits() -> tuple[np.ndarray, np.ndarray]:
     return data[:, :64].reshape(-1, 8, 8), data[:, 64].astype(np.int64)
 
 
+@RGB_SOURCES.register("digits")
 def load(root: str | Path | None = None, *, train_ratio: float = 0.8, **options: Any) -> RGBSet:
     """The 1,797 scikit-learn digits as uint8 8x8 images (see the module docstring)."""
     no_options("digits", options)

@@ -29,14 +29,15 @@ from typing import Any
 
 from tmkt_data.rgb import (
     IMAGE_EXTENSIONS,
+    RGB_SOURCES,
     ImageFiles,
     RGBError,
     RGBSet,
     check_ratio,
     no_options,
-    per_class_split,
     require_root,
 )
+from tmkt_data.splits import per_class_split
 
 _EXPECT = "<class>/**/<image>.png|jpg|jpeg|bmp (or train/<class>/... and test/<class>/...)"
 
@@ -66,6 +67,7 @@ def _split_folders(root: Path) -> dict[str, Path] | None:
     return None
 
 
+@RGB_SOURCES.register("imagefolder")
 def load(root: str | Path | None, *, train_ratio: float = 1.0, **options: Any) -> RGBSet:
     """Index a class-per-folder image tree (decoded lazily; see the module docstring)."""
     no_options("imagefolder", options)

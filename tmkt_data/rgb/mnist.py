@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from tmkt_data.rgb import RGBError, RGBSet, no_options, require_root
+from tmkt_data.rgb import RGB_SOURCES, RGBError, RGBSet, no_options, require_root
 
 CLASSES = [str(d) for d in range(10)]
 IMAGES_MAGIC = 2051
@@ -89,6 +89,7 @@ def read_idx_labels(path: Path) -> np.ndarray:
     return labels
 
 
+@RGB_SOURCES.register("mnist")
 def load(root: str | Path | None, **options: Any) -> RGBSet:
     """Read MNIST's IDX files (see the module docstring)."""
     no_options("mnist", options)

@@ -27,9 +27,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tmkt_data.layouts.base import split_within_groups
 from tmkt_data.layouts.nomniglot import DRAWERS_TRAIN_RATIO
-from tmkt_data.rgb import ImageFiles, RGBError, RGBSet, no_options, require_root
+from tmkt_data.rgb import RGB_SOURCES, ImageFiles, RGBError, RGBSet, no_options, require_root
+from tmkt_data.splits import split_within_groups
 
 SPLIT_FOLDERS = (("images_background", "train"), ("images_evaluation", "test"))
 _EXPECT = "Omniglot images_background/<alphabet>/characterNN/*.png (same under images_evaluation)"
@@ -49,6 +49,7 @@ def _base(root: Path) -> Path:
     raise RGBError(f"{root / missing[0]}: missing folder, expected {_EXPECT}")
 
 
+@RGB_SOURCES.register("omniglot")
 def load(root: str | Path | None, split: str = "official", **options: Any) -> RGBSet:
     """Index Omniglot's images (decoded lazily; see the module docstring)."""
     no_options("omniglot", options)

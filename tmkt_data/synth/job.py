@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tmkt_data.mapping import check_keys, option_name
 from tmkt_data.sizes import parse_size_wh
 from tmkt_data.synth.params import SIM_OPTIONS, SimParams, SynthError, params_from_options, parse_per_class
 from tmkt_data.synth.tree import check_output, synthesize_tree
@@ -24,9 +25,7 @@ _FLAGS = {"options": "--rgb-option", "leak_rate_hz": "--leak-hz", "shot_rate_hz"
 def synth_option_name(key: str, where: str = "") -> str:
     """How errors name a synth option: ``"r.toml [synth] limit ="`` in a recipe table ``where``,
     else the command-line flag (``"--limit"``, ``"--rgb-option"``)."""
-    if where:
-        return f"{where} {key} ="
-    return _FLAGS.get(key, "--" + key.replace("_", "-"))
+    return option_name(key, where, _FLAGS)
 
 
 @dataclass(frozen=True)
@@ -67,22 +66,17 @@ class SynthJob:
         def name(key: str) -> str:
             return synth_option_name(key, where)
 
-        unknown = sorted(set(table) - set(SYNTH_TABLE_KEYS))
-        if unknown:
-            raise SynthError(
-                f"{where or 'synth options'}: unknown key(s) {', '.join(unknown)}; "
-                f"expected some of {', '.join(SYNTH_TABLE_KEYS)}"
-            )
+        check_keys(table, SYNTH_TABLE_KEYS, where or "synth options", SynthError)
         t = {k: v for k, v in table.items() if v is not None}
         kind = t.get("rgb_kind", "digits")
         if kind not in RGB_SOURCES:
-            raise SynthError(f"{name('rgb_kind')} {kind!r}: expected one of {', '.join(RGB_SOURCES)}")
+            raise SynthError(f"{name('rgb_kind')} {kind!r}: expected one of {', '.join(RGB_SOURCES.names())}")
         root = t.get("rgb_root")
         if root is not None and not isinstance(root, str | Path):
             raise SynthError(f"{name('rgb_root')} {root!r}: expected a folder, or '-' for a built-in source")
         options = t.get("options", {})
         if not isinstance(options, Mapping):
-            raise SynthError(f"{name('options')} {options!r}: expected a table of reader options")
+            raise SynthError(f"{name('options')} {options!r}: expected a table of RGB reader options")
         for key in ("layout", "format"):
             if key in t and not isinstance(t[key], str):
                 raise SynthError(f"{name(key)} {t[key]!r}: expected a string")

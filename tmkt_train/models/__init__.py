@@ -20,6 +20,9 @@ the reference code), given as keywords or as one :class:`LIFParams` (``neuron=``
 | ``resnet18`` | pre-activation spiking ResNet-18 | any, 48 x 48 in the recipes |
 | ``scnn`` | 2 conv + fc 300 SNN for N-Omniglot | 28 x 28 (``input_size``) |
 | ``demo`` | 2 conv (16/32) + BN + LIF, CPU demo | any >= 8, 32 x 32 intended |
+
+Each model module registers its factory in :data:`MODELS` (``@MODELS.register("vgg_snn")``,
+:class:`tmkt_data.registry.Registry`); :func:`register_model` adds one of your own.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from collections.abc import Callable
 from torch import nn
 
 from tmkt_train.models.base import (
+    MODELS,
     NEURON_KEYS,
     LIFParams,
     ModelError,
@@ -36,12 +40,9 @@ from tmkt_train.models.base import (
     SpikingClassifier,
     TrunkOutput,
 )
-from tmkt_train.models.demo import demo
-from tmkt_train.models.resnet import resnet18
-from tmkt_train.models.scnn import scnn
-from tmkt_train.models.vgg_snn import vgg_snn
 
 __all__ = [
+    "MODELS",
     "NEURON_KEYS",
     "LIFParams",
     "ModelError",
@@ -53,28 +54,15 @@ __all__ = [
     "register_model",
 ]
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
-
 
 def register_model(name: str, fn: Callable[..., nn.Module] | None = None):
     """Register ``fn(num_classes, in_channels=2, **kw)`` under ``name`` (usable as a decorator)."""
-
-    def deco(f: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY and _REGISTRY[name] is not f:
-            raise ModelError(f"model name {name!r} is already registered")
-        _REGISTRY[name] = f
-        return f
-
-    return deco if fn is None else deco(fn)
-
-
-for _name, _fn in (("vgg_snn", vgg_snn), ("resnet18", resnet18), ("scnn", scnn), ("demo", demo)):
-    register_model(_name, _fn)
+    return MODELS.register(name, fn)
 
 
 def list_models() -> list[str]:
     """Registered model names, sorted."""
-    return sorted(_REGISTRY)
+    return sorted(MODELS.names())
 
 
 def create_model(name: str, num_classes: int, in_channels: int = 2, **kw) -> SpikingClassifier:
@@ -83,8 +71,4 @@ def create_model(name: str, num_classes: int, in_channels: int = 2, **kw) -> Spi
     Raises:
         ModelError: unknown name (the message lists the known ones) or an option the model does not take.
     """
-    try:
-        fn = _REGISTRY[name]
-    except KeyError:
-        raise ModelError(f"unknown model {name!r}; available: {', '.join(list_models())}") from None
-    return fn(num_classes, in_channels=in_channels, **kw)
+    return MODELS.get(name)(num_classes, in_channels=in_channels, **kw)

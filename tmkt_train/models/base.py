@@ -18,6 +18,7 @@ an :class:`SNNOutput` whose tensors are time-major, ``(T, B, ...)``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any, NamedTuple
 
@@ -25,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from tmkt_data.errors import TmktError
+from tmkt_data.registry import Registry
 from tmkt_train.neurons import LIF, fold_time
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "ConvBNLIF",
     "FEATURE_SOURCES",
     "LIFParams",
+    "MODELS",
     "ModelError",
     "check_feature_source",
     "reject_unknown",
@@ -68,7 +71,6 @@ class LIFParams:
 
 # Keyword arguments of create_model() that configure every LIF layer of a model.
 NEURON_KEYS = tuple(f.name for f in fields(LIFParams))
-NEURON_DEFAULTS = asdict(LIFParams())
 
 
 class SNNOutput(NamedTuple):
@@ -106,6 +108,15 @@ class TrunkOutput(NamedTuple):
 
 class ModelError(TmktError, ValueError):
     """An unknown model name or an option a model does not take."""
+
+
+#: Model name -> ``fn(num_classes, in_channels=2, **kw)``; each model module registers its own
+#: (``@MODELS.register("vgg_snn")``); :func:`tmkt_train.models.create_model` builds one by name.
+MODELS: Registry[Callable[..., nn.Module]] = Registry(
+    "model",
+    ModelError,
+    modules=[f"tmkt_train.models.{m}" for m in ("vgg_snn", "resnet", "scnn", "demo")],
+)
 
 
 def reject_unknown(model: str, rest: dict) -> None:

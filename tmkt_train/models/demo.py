@@ -16,6 +16,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from tmkt_train.models.base import (
+    MODELS,
     ConvBNLIF,
     LIFParams,
     SpikingClassifier,
@@ -85,6 +86,7 @@ class DemoNet(SpikingClassifier):
         )
 
 
+@MODELS.register("demo")
 def demo(num_classes: int, in_channels: int = 2, **kw) -> DemoNet:
     """Registry constructor of :class:`DemoNet`."""
     return DemoNet(num_classes, in_channels=in_channels, **kw)

@@ -31,6 +31,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from tmkt_train.models.base import (
+    MODELS,
     LIFParams,
     SpikingClassifier,
     TrunkOutput,
@@ -165,6 +166,7 @@ class SpikingResNet(SpikingClassifier):
         )
 
 
+@MODELS.register("resnet18")
 def resnet18(num_classes: int, in_channels: int = 2, **kw) -> SpikingResNet:
     """Registry constructor: spiking pre-activation ResNet-18."""
     return SpikingResNet(num_classes, in_channels=in_channels, layers=(2, 2, 2, 2), **kw)

@@ -23,6 +23,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from tmkt_train.models.base import (
+    MODELS,
     ConvBNLIF,
     LIFParams,
     ModelError,
@@ -123,6 +124,7 @@ class SCNN(SpikingClassifier):
             nn.init.uniform_(lin.weight, -0.1, 0.1)
 
 
+@MODELS.register("scnn")
 def scnn(num_classes: int, in_channels: int = 2, **kw) -> SCNN:
     """Registry constructor of :class:`SCNN`."""
     return SCNN(num_classes, in_channels=in_channels, **kw)

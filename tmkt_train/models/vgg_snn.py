@@ -19,6 +19,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from tmkt_train.models.base import (
+    MODELS,
     ConvBNLIF,
     LIFParams,
     ModelError,
@@ -109,6 +110,7 @@ class VGGSNN(SpikingClassifier):
         self.input_size = input_size
 
 
+@MODELS.register("vgg_snn")
 def vgg_snn(num_classes: int, in_channels: int = 2, **kw) -> VGGSNN:
     """Registry constructor of :class:`VGGSNN`."""
     return VGGSNN(num_classes, in_channels=in_channels, **kw)
