@@ -15,7 +15,15 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from tmkt_data.cliutil import LazyProgress, console, err_console, make_app, parse_key_values, print_error
+from tmkt_data.cliutil import (
+    LazyProgress,
+    console,
+    err_console,
+    make_app,
+    parse_key_values,
+    print_error,
+    store_arg,
+)
 from tmkt_data.cliutil import user_errors as _user_errors
 from tmkt_data.convert import ConvertError
 
@@ -35,7 +43,11 @@ def _fmt(v: Any) -> str:
 @user_errors
 def inspect(
     path: Annotated[
-        Path, typer.Argument(help="An event file (AEDAT 2/3.1/4, ATIS .bin, .npy/.npz, .h5, .mat).")
+        str,
+        typer.Argument(
+            help="An event file (AEDAT 2/3.1/4, ATIS .bin, .npy/.npz, .h5, .mat), or a store (a folder, or "
+            "a URL such as s3://bucket/c10.zarr)."
+        ),
     ],
     format: Annotated[
         str | None, typer.Option("--format", "-f", help="Force a format; detected if omitted.")
@@ -48,7 +60,8 @@ def inspect(
 
     Example: tmkt-data inspect user01_fluorescent.aedat --json
     """
-    if path.is_dir() and (path / "zarr.json").exists():  # a store, or a damaged one (said so there)
+    path = store_arg(path)
+    if isinstance(path, str) or path.is_dir() and (path / "zarr.json").exists():  # a store (or damaged)
         _inspect_store(path, as_json)
         return
     from tmkt_data.formats import read_events
@@ -133,7 +146,12 @@ def convert(
         str, typer.Argument(help="cifar10dvs, ncaltech101, nmnist, dvsgesture, nomniglot, cepdvs, folder")
     ],
     raw_root: Annotated[Path, typer.Argument(help="The dataset's folder as downloaded and unpacked.")],
-    out_store: Annotated[Path, typer.Argument(help="The Zarr v3 store to write (or resume).")],
+    out_store: Annotated[
+        str,
+        typer.Argument(
+            help="The Zarr v3 store to write (or resume): a folder, or a URL (s3://bucket/x.zarr)."
+        ),
+    ],
     frames: Annotated[int, typer.Option("--frames", "-T", help="Frames per sample.")] = 10,
     split_by: Annotated[
         str, typer.Option("--split-by", help="time (equal durations) or number (equal counts).")
@@ -234,7 +252,7 @@ def convert(
         raise typer.Exit(1)
 
 
-def _print_convert_summary(result) -> None:  # noqa: ANN001
+def _print_convert_summary(result) -> None:
     from tmkt_data.store import store_summary
 
     info = store_summary(result.store)
@@ -269,10 +287,12 @@ def _print_convert_summary(result) -> None:  # noqa: ANN001
 
 @app.command()
 @user_errors
-def verify(store: Annotated[Path, typer.Argument(help="A tmkt store.")]) -> None:
+def verify(store: Annotated[str, typer.Argument(help="A tmkt store (a folder, or a URL).")]) -> None:
     """Re-check every file of a store against its checksums (frames shards, per-sample arrays, rgb/ and
     pairs/) and decode every shard; exit 1 on any damage, each line naming the fix."""
     from tmkt_data.store import unchecked_parts, verify_store
+
+    store = store_arg(store)
 
     problems = verify_store(store)
     if problems:
@@ -286,7 +306,7 @@ def verify(store: Annotated[Path, typer.Argument(help="A tmkt store.")]) -> None
 @app.command()
 @user_errors
 def show(
-    store: Annotated[Path, typer.Argument(help="A tmkt store.")],
+    store: Annotated[str, typer.Argument(help="A tmkt store (a folder, or a URL).")],
     index: Annotated[int, typer.Argument(help="Sample index.")],
     out: Annotated[
         Path, typer.Option("--out", help="Picture to write: .png (strip) or .gif (animation).")
@@ -296,7 +316,7 @@ def show(
     from tmkt_data.render import save_frames_image
     from tmkt_data.store import open_store
 
-    g = open_store(store)
+    g = open_store(store_arg(store))
     n = g["frames"].shape[0]
     if not 0 <= index < n:
         raise ConvertError(f"sample index {index} is outside the store's 0..{n - 1}")

@@ -11,13 +11,15 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from tmkt_data.cliutil import LazyProgress, console, err_console, parse_key_values, print_error
+from tmkt_data.cliutil import LazyProgress, console, err_console, parse_key_values, print_error, store_arg
 
 _MAX_CLASS_ROWS = 60
 
 
 def pair_command(
-    store: Annotated[Path, typer.Argument(help="A tmkt frame store (from tmkt-data convert).")],
+    store: Annotated[
+        str, typer.Argument(help="A tmkt frame store (from tmkt-data convert; a folder or a URL).")
+    ],
     rgb_kind: Annotated[
         str, typer.Argument(help="cifar10, cifar100, caltech101, mnist, omniglot, imagefolder, digits")
     ],
@@ -124,7 +126,7 @@ def pair_command(
         split_array=split,
     )
     with progress:
-        report = pair_with_settings(store, settings, on_progress=on_progress)
+        report = pair_with_settings(store_arg(store), settings, on_progress=on_progress)
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict()) + "\n")
         return

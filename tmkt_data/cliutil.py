@@ -12,6 +12,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -142,6 +143,13 @@ def user_errors(
         return wrapper
 
     return deco
+
+
+def store_arg(text: str) -> Path | str:
+    """A store named on the command line: a URL as given (``s3://bucket/c10.zarr``), else a Path."""
+    from tmkt_data.store.location import is_url
+
+    return text if is_url(text) else Path(text)
 
 
 def parse_key_values(items: list[str], flag: str) -> dict[str, Any]:

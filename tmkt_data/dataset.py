@@ -40,13 +40,13 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tmkt_data.errors import TmktError
 from tmkt_data.store import ShardReader, geometry_of, open_store
+from tmkt_data.store.location import store_location
 
 __all__ = ["DatasetError", "DatasetIndexError", "FrameDataset"]
 
@@ -77,8 +77,8 @@ def _split_arrays(group: Any) -> list[str]:
 
 def _to_float32(x: np.ndarray) -> np.ndarray:
     """``x`` as float32 (a new array unless it is float32 already). float16 goes through a
-    65,536-entry lookup table: the same values as ``astype`` (the table is made by it), 3-4x
-    faster on resized frames, where numpy's float16 cast runs at ~10 ns per value."""
+    65,536-entry lookup table: the same values as ``astype`` (the table is made by it), faster
+    than numpy's float16 cast (docs/benchmarks.md, "Reading a store")."""
     global _F16_TABLE
     if x.dtype == np.float32:
         return x
@@ -141,7 +141,7 @@ class FrameDataset:
         rgb_transform: Callable[[np.ndarray], Any] | None = None,
         seed: int = 0,
     ) -> None:
-        self.path = Path(store)
+        self.path = store_location(store)  # a local Path, or a URL on object storage
         group = open_store(self.path)
         geo = geometry_of(group)
         self.split = split

@@ -56,14 +56,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from tmkt_data.store import ShardReader, geometry_of, open_store
+from tmkt_data.store import ShardReader, geometry_of, open_store, store_location
 from tmkt_data.store.frames import FetchedShard
 
 __all__ = ["StoreBatches", "epoch_order", "n_batches", "rank_slice", "window_batches"]
@@ -191,7 +190,7 @@ class StoreBatches(IterableDataset):
     """Batches ``{"frames", "labels", "index"}`` of the given store samples (see the module doc).
 
     Args:
-        store: path of a complete tmkt store.
+        store: a complete tmkt store: a folder, or a URL (``s3://bucket/c10.zarr``).
         indices: sample indices to visit (e.g. the pairing index's train split), each once per pass.
         passes: passes over ``indices`` per epoch, each in its own shuffled order (pass ``r``
             of epoch ``e`` in the order of epoch ``e * passes + r``): longer epochs for small
@@ -242,7 +241,7 @@ class StoreBatches(IterableDataset):
             raise ValueError(f"seed {seed}: expected a non-negative integer")
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} of world_size {world_size}: expected 0 <= rank < world_size")
-        self.path = Path(store)
+        self.path = store_location(store)
         group = open_store(self.path)
         geo = geometry_of(group)
         self.indices = np.asarray(indices, dtype=np.int64).reshape(-1)

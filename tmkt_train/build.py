@@ -4,7 +4,6 @@ the step weights, the training set and the data loaders."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,7 +36,7 @@ class StoreInfo:
 def open_paired_store(cfg: TrainConfig) -> tuple[StoreInfo, Any]:
     """Open the store and its pairing index; check the time steps against the config."""
     from tmkt_data.pairing import read_pairs
-    from tmkt_data.store import open_store
+    from tmkt_data.store import open_store, store_location
 
     g = open_store(cfg.store)
     T, _, H, W = g.attrs["frame_shape"]
@@ -47,7 +46,7 @@ def open_paired_store(cfg: TrainConfig) -> tuple[StoreInfo, Any]:
         )
     pairs = read_pairs(cfg.store)
     info = StoreInfo(
-        str(Path(cfg.store).resolve()),
+        str(store_location(cfg.store).resolve()),
         list(g.attrs["classes"]),
         int(T),
         (int(H), int(W)),

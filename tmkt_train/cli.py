@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape  # help text is rich markup: escape() keeps its brackets
 from rich.table import Table
 
-from tmkt_data.cliutil import console, err_console, make_app, print_error
+from tmkt_data.cliutil import console, err_console, make_app, print_error, store_arg
 from tmkt_data.cliutil import user_errors as _user_errors
 
 app, _state = make_app(
@@ -30,7 +30,9 @@ user_errors = _user_errors(_state, extra=(FloatingPointError,))  # a NaN loss na
 @app.command()
 @user_errors
 def fit(
-    store: Annotated[Path, typer.Argument(help="A store with pairs/ (tmkt-data convert + pair).")],
+    store: Annotated[
+        str, typer.Argument(help="A store with pairs/ (tmkt-data convert + pair): a folder, or a URL.")
+    ],
     out: Annotated[Path, typer.Option("--out", help="Run folder: metrics, checkpoints, curves.")],
     method: Annotated[str | None, typer.Option(help="scratch, finetune, sliding or tmkt.")] = None,
     model: Annotated[str | None, typer.Option(help="vgg_snn, resnet18, scnn or demo.")] = None,
@@ -85,7 +87,7 @@ def fit(
     recipe = load_recipe(config) if config else {}
     recipe.update(parse_assignments(set_ or []))
     flags = dict(
-        store=str(store),
+        store=str(store_arg(store)),
         out=str(out),
         method=method,
         model=model,
@@ -133,7 +135,7 @@ def fit(
 @user_errors
 def eval_(
     checkpoint: Annotated[Path, typer.Argument(help="checkpoint.pt or best.pt of a run.")],
-    store: Annotated[Path, typer.Argument(help="The paired store to evaluate on.")],
+    store: Annotated[str, typer.Argument(help="The paired store to evaluate on (a folder, or a URL).")],
     split: Annotated[str, typer.Option(help="train, val or test (from the store's pairing index).")] = "test",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda.")] = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size")] = 128,
@@ -144,7 +146,7 @@ def eval_(
     """
     from tmkt_train.trainer import evaluate_checkpoint
 
-    res = evaluate_checkpoint(checkpoint, store, split=split, device=device, batch_size=batch_size)
+    res = evaluate_checkpoint(checkpoint, store_arg(store), split=split, device=device, batch_size=batch_size)
     sys.stdout.write(json.dumps(res) + "\n")
 
 

@@ -13,6 +13,8 @@ store folder.
   and ``_tmkt/shards/*.json`` of stores written before it);
 - :mod:`~tmkt_data.store.groups`: the ``rgb/`` and ``pairs/`` groups (:class:`GroupsWriter`)
   and a read-only :class:`StoreView`;
+- :mod:`~tmkt_data.store.location`: where a store lives, a local folder or a URL on object
+  storage (:func:`store_location`, :class:`RemotePath`, connection settings from the environment);
 - :mod:`~tmkt_data.store.lock`: one writer per store (``<store>.lock``);
 - :mod:`~tmkt_data.store.checksums`: the crc32c of every file, recorded when written and
   checked when read (:class:`~tmkt_data.store.checksums.CheckedStore`);
@@ -50,6 +52,7 @@ from tmkt_data.store.frames import (
 )
 from tmkt_data.store.groups import GroupsWriter, StoreView, read_group_attrs, rgb_chunk, rgb_compressor
 from tmkt_data.store.info import dir_bytes, store_summary
+from tmkt_data.store.location import RemotePath, is_url, store_location
 from tmkt_data.store.lock import StoreLockedError, hold_lock, holds_store_lock, lock_path, store_lock
 from tmkt_data.store.records import completed_shards, read_record, record_path
 from tmkt_data.store.verify import ShardCheck, check_shards, unchecked_parts, verify_groups, verify_store
@@ -59,6 +62,7 @@ __all__ = [
     "STORE_FORMAT",
     "STORE_FORMAT_VERSION",
     "GroupsWriter",
+    "RemotePath",
     "ShardCheck",
     "ShardReader",
     "StoreError",
@@ -78,6 +82,7 @@ __all__ = [
     "hold_lock",
     "holds_store_lock",
     "is_store",
+    "is_url",
     "lock_path",
     "open_store",
     "params_hash",
@@ -90,6 +95,7 @@ __all__ = [
     "sample_array_files",
     "sample_row",
     "shard_file",
+    "store_location",
     "store_lock",
     "store_summary",
     "unchecked_parts",

@@ -17,6 +17,7 @@ import zarr
 from tmkt_data.store.checksums import crc32c, update_manifest
 from tmkt_data.store.core import StoreError, replace_file
 from tmkt_data.store.frames import geometry_of
+from tmkt_data.store.location import zarr_target
 from tmkt_data.store.records import read_record
 
 #: Per-sample metadata arrays gathered from the shard records: name -> numpy dtype.
@@ -107,7 +108,7 @@ def write_sample_array(path: Path, name: str, values: np.ndarray) -> dict[str, i
 def finalize_store(path: Path, extra_attrs: dict[str, Any] | None = None) -> zarr.Group:
     """Gather every shard record into the per-sample arrays, record their checksums and mark the
     store complete."""
-    group = zarr.open_group(str(path), mode="r+", zarr_format=3)
+    group = zarr.open_group(zarr_target(path, "r+"), mode="r+", zarr_format=3)
     geo = geometry_of(group)
     rows: list[dict[str, Any]] = []
     unchecked = 0  # shards whose record has no checksums (written before them)

@@ -34,9 +34,10 @@ from typing import Any
 import google_crc32c
 from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, SuffixByteRequest
 from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
-from zarr.storage import LocalStore
+from zarr.storage import FsspecStore, LocalStore
 
 from tmkt_data.store.core import StoreError, replace_file
+from tmkt_data.store.location import RemotePath, async_filesystem, read_many, remote_error, walk_files
 from tmkt_data.store.records import read_record, record_path
 
 #: the attribute of ``_tmkt`` holding the checksums, and the algorithm
@@ -56,8 +57,10 @@ def crc32c(data: bytes) -> int:
     return int(google_crc32c.value(bytes(data)))
 
 
-def file_crc32c(path: str | os.PathLike[str], chunk: int = 8 << 20) -> int:
+def file_crc32c(path: str | os.PathLike[str] | RemotePath, chunk: int = 8 << 20) -> int:
     """crc32c of a file's bytes (raises FileNotFoundError when it is missing)."""
+    if isinstance(path, RemotePath):
+        return crc32c(path.read_bytes())
     crc = 0
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
@@ -123,6 +126,11 @@ def tree_crc32c(root: Path, folder: str, rename: str | None = None) -> dict[str,
     first component ``folder`` written as ``rename`` when given)."""
     out: dict[str, int] = {}
     base = root / folder
+    if isinstance(base, RemotePath):
+        blobs = read_many(list(walk_files(base)))
+        for full, data in blobs.items():
+            out[f"{rename or folder}/{full.relative_to(base).as_posix()}"] = crc32c(data)
+        return dict(sorted(out.items()))
     for dirpath, _dirs, files in os.walk(base):
         for name in files:
             full = Path(dirpath) / name
@@ -209,7 +217,97 @@ def _slice(data: bytes, byte_range: ByteRequest | None) -> bytes:
     raise TypeError(f"unexpected byte range {byte_range!r}")
 
 
-class CheckedStore(LocalStore):
+class _Checking:
+    """What :class:`CheckedStore` (a local store) and :class:`CheckedFsspecStore` (object storage)
+    check: every file served against its recorded crc32c (see :class:`CheckedStore`)."""
+
+    where: Path | RemotePath  # the store, for messages and its records
+
+    def _init_checks(self, where: Path | RemotePath, sums: dict[str, int], prefixes: tuple[str, ...]) -> None:
+        self.where = where
+        self.sums = sums
+        self.prefixes = prefixes
+        self._shard_sums: dict[int, int | None] = {}
+        # the last shard file read and checked (key, signature, bytes): zarr reads a sample as
+        # two ranges of one shard (its index, then its chunk), and neighbours share the shard
+        self._last: tuple[str, Any, bytes] | None = None
+
+    def _shard_crc(self, k: int) -> int | None:
+        if k not in self._shard_sums:
+            rec = read_record(self.where, k)
+            if rec is None:
+                raise damaged(record_path(self.where, k), "completion record missing or damaged", self.where)
+            crc = rec.get("shard_crc32c")
+            self._shard_sums[k] = int(crc) if crc is not None else None
+        return self._shard_sums[k]
+
+    def _signature(self, path: Any, k: int) -> Any:
+        """What tells a shard file's cached bytes are still the file's (local: size and mtime)."""
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise damaged(path, f"missing (frames shard {k})", self.where) from None
+        return (st.st_size, st.st_mtime_ns)
+
+    async def _raw_get(
+        self, key: str, prototype: BufferPrototype | None, byte_range: ByteRequest | None
+    ) -> Buffer | None:
+        return await super().get(key, prototype, byte_range)  # type: ignore[misc]
+
+    async def get(
+        self, key: str, prototype: BufferPrototype | None = None, byte_range: ByteRequest | None = None
+    ) -> Buffer | None:
+        if not _checks:
+            return await self._raw_get(key, prototype, byte_range)
+        shard = _FRAMES_KEY.fullmatch(key)
+        if shard is not None:
+            return await self._get_shard(key, int(shard[1]), prototype, byte_range)
+        expected = self.sums.get(key)
+        if expected is None:
+            buf = await self._raw_get(key, prototype, byte_range)
+            if buf is not None and key.startswith(self.prefixes) and not key.endswith("zarr.json"):
+                raise damaged(self.where / key, "a file no checksum was recorded for", self.where)
+            return buf
+        buf = await self._raw_get(key, prototype, None)
+        if buf is None and key.endswith("zarr.json"):
+            return None  # an array or group deleted as a whole: absent (callers say so; verify too)
+        if buf is None:
+            raise damaged(self.where / key, "missing", self.where)
+        data = buf.to_bytes()
+        if crc32c(data) != expected:
+            raise damaged(self.where / key, "checksum mismatch", self.where)
+        if byte_range is None:
+            return buf
+        proto = prototype or default_buffer_prototype()
+        return proto.buffer.from_bytes(_slice(data, byte_range))
+
+    async def _get_shard(
+        self, key: str, k: int, prototype: BufferPrototype | None, byte_range: ByteRequest | None
+    ) -> Buffer | None:
+        expected = self._shard_crc(k)
+        proto = prototype or default_buffer_prototype()
+        path = self.where / key
+        sig = self._signature(path, k)
+        if expected is not None and self._last is not None and self._last[:2] == (key, sig):
+            return proto.buffer.from_bytes(_slice(self._last[2], byte_range))
+        buf = await self._raw_get(key, prototype, None if expected is not None else byte_range)
+        if buf is None:
+            raise damaged(path, f"missing (frames shard {k})", self.where)
+        if expected is None:
+            return buf
+        data = buf.to_bytes()
+        if crc32c(data) != expected:
+            raise damaged(path, f"checksum mismatch (frames shard {k})", self.where)
+        self._last = (key, sig, data)
+        return buf if byte_range is None else proto.buffer.from_bytes(_slice(data, byte_range))
+
+    async def get_partial_values(
+        self, prototype: BufferPrototype, key_ranges: Iterable[tuple[str, ByteRequest | None]]
+    ) -> list[Buffer | None]:
+        return [await self.get(key, prototype, byte_range) for key, byte_range in key_ranges]
+
+
+class CheckedStore(_Checking, LocalStore):
     """A read-only zarr ``LocalStore`` that checks every file it serves against its recorded crc32c.
 
     ``sums``: ``{key: crc32c}`` of the per-sample arrays and groups; ``prefixes``: folders whose
@@ -221,76 +319,41 @@ class CheckedStore(LocalStore):
 
     def __init__(self, root: Path, sums: dict[str, int], prefixes: tuple[str, ...]) -> None:
         super().__init__(root, read_only=True)
-        self.sums = sums
-        self.prefixes = prefixes
-        self._shard_sums: dict[int, int | None] = {}
-        # the last shard file read and checked (key, (size, mtime), bytes): zarr reads a sample as
-        # two ranges of one shard (its index, then its chunk), and neighbours share the shard
-        self._last: tuple[str, tuple[int, int], bytes] | None = None
+        self._init_checks(Path(self.root), sums, prefixes)
 
-    def _shard_crc(self, k: int) -> int | None:
-        if k not in self._shard_sums:
-            rec = read_record(Path(self.root), k)
-            if rec is None:
-                raise damaged(
-                    record_path(Path(self.root), k), "completion record missing or damaged", self.root
-                )
-            crc = rec.get("shard_crc32c")
-            self._shard_sums[k] = int(crc) if crc is not None else None
-        return self._shard_sums[k]
 
-    async def get(
-        self, key: str, prototype: BufferPrototype | None = None, byte_range: ByteRequest | None = None
+class CheckedFsspecStore(_Checking, FsspecStore):
+    """:class:`CheckedStore` on object storage (a read-only ``zarr.storage.FsspecStore``).
+
+    The same checks; a shard file's checked bytes are kept for the next reads of the same shard
+    while it is the last one read (no request to re-validate them: a store being rewritten while
+    it is read is refused by the lock for writers only, as on a local disk). A failure to reach
+    the store is one :class:`~tmkt_data.store.core.StoreError` line.
+    """
+
+    def __init__(self, root: RemotePath, sums: dict[str, int], prefixes: tuple[str, ...]) -> None:
+        super().__init__(async_filesystem(root), read_only=True, path=root.key)
+        self._init_checks(root, sums, prefixes)
+
+    def _signature(self, path: Any, k: int) -> Any:
+        return None
+
+    async def _raw_get(
+        self, key: str, prototype: BufferPrototype | None, byte_range: ByteRequest | None
     ) -> Buffer | None:
-        if not _checks:
-            return await super().get(key, prototype, byte_range)
-        shard = _FRAMES_KEY.fullmatch(key)
-        if shard is not None:
-            return await self._get_shard(key, int(shard[1]), prototype, byte_range)
-        expected = self.sums.get(key)
-        if expected is None:
-            buf = await super().get(key, prototype, byte_range)
-            if buf is not None and key.startswith(self.prefixes) and not key.endswith("zarr.json"):
-                raise damaged(Path(self.root) / key, "a file no checksum was recorded for", self.root)
-            return buf
-        buf = await super().get(key, prototype, None)
-        if buf is None and key.endswith("zarr.json"):
-            return None  # an array or group deleted as a whole: absent (callers say so; verify too)
-        if buf is None:
-            raise damaged(Path(self.root) / key, "missing", self.root)
-        data = buf.to_bytes()
-        if crc32c(data) != expected:
-            raise damaged(Path(self.root) / key, "checksum mismatch", self.root)
-        if byte_range is None:
-            return buf
-        proto = prototype or default_buffer_prototype()
-        return proto.buffer.from_bytes(_slice(data, byte_range))
-
-    async def _get_shard(
-        self, key: str, k: int, prototype: BufferPrototype | None, byte_range: ByteRequest | None
-    ) -> Buffer | None:
-        expected = self._shard_crc(k)
-        proto = prototype or default_buffer_prototype()
-        path = Path(self.root) / key
         try:
-            st = path.stat()
-        except FileNotFoundError:
-            raise damaged(path, f"missing (frames shard {k})", self.root) from None
-        sig = (st.st_size, st.st_mtime_ns)
-        if expected is not None and self._last is not None and self._last[:2] == (key, sig):
-            return proto.buffer.from_bytes(_slice(self._last[2], byte_range))
-        buf = await super().get(key, prototype, None if expected is not None else byte_range)
-        if buf is None:
-            raise damaged(path, f"missing (frames shard {k})", self.root)
-        if expected is None:
-            return buf
-        data = buf.to_bytes()
-        if crc32c(data) != expected:
-            raise damaged(path, f"checksum mismatch (frames shard {k})", self.root)
-        self._last = (key, sig, data)
-        return buf if byte_range is None else proto.buffer.from_bytes(_slice(data, byte_range))
+            return await FsspecStore.get(self, key, prototype or default_buffer_prototype(), byte_range)
+        except Exception as err:
+            mapped = remote_error(self.where, err)
+            if mapped is None:
+                raise
+            raise mapped from None
 
-    async def get_partial_values(
-        self, prototype: BufferPrototype, key_ranges: Iterable[tuple[str, ByteRequest | None]]
-    ) -> list[Buffer | None]:
-        return [await self.get(key, prototype, byte_range) for key, byte_range in key_ranges]
+
+def checked_store(
+    path: Path | RemotePath, sums: dict[str, int], prefixes: tuple[str, ...]
+) -> CheckedStore | CheckedFsspecStore:
+    """The checking zarr store for the store at ``path`` (local or on object storage)."""
+    if isinstance(path, RemotePath):
+        return CheckedFsspecStore(path, sums, prefixes)
+    return CheckedStore(path, sums, prefixes)

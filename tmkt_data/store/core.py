@@ -52,6 +52,8 @@ def damaged_metadata(path: Path, *, members: bool = False) -> str | None:
     """What is wrong with the Zarr metadata of the store at ``path``: its ``zarr.json`` (with
     ``members``, also those of its arrays and groups, two levels down) that cannot be read as a
     JSON object; None when every one present can."""
+    if not isinstance(path, Path):
+        return _damaged_remote_metadata(path, members)
     files = [path / "zarr.json"]
     if members:
         files += sorted([*path.glob("*/zarr.json"), *path.glob("*/*/zarr.json")])
@@ -68,9 +70,34 @@ def damaged_metadata(path: Path, *, members: bool = False) -> str | None:
     return None
 
 
+def _damaged_remote_metadata(path: Any, members: bool) -> str | None:
+    """:func:`damaged_metadata` on object storage: one listing, the documents fetched together."""
+    from tmkt_data.store.location import read_many, walk_files
+
+    files = [path / "zarr.json"]
+    if members:
+        rel = [f.relative_to(path).as_posix() for f in walk_files(path)]
+        files += [path / r for r in sorted(rel) if r.endswith("/zarr.json") and r.count("/") in (1, 2)]
+    blobs = read_many(files)
+    for f in files:
+        if f not in blobs:
+            continue
+        try:
+            doc = json.loads(blobs[f])
+        except ValueError:
+            return f"{f.relative_to(path).as_posix()}: not valid JSON"
+        if not isinstance(doc, dict):
+            return f"{f.relative_to(path).as_posix()}: not a JSON object"
+    return None
+
+
 def replace_file(target: Path, data: bytes, tmp: Path | None = None) -> None:
     """Write ``data`` to ``tmp`` (default ``.<name>.tmp`` beside ``target``), then rename it onto
-    ``target``: readers see the old file or the new one, never a half-written one."""
+    ``target``: readers see the old file or the new one, never a half-written one. On object
+    storage (a :class:`~tmkt_data.store.location.RemotePath`) one PUT gives the same."""
+    if not isinstance(target, Path):
+        target.write_bytes(data)
+        return
     tmp = target.with_name(f".{target.name}.tmp") if tmp is None else tmp
     tmp.write_bytes(data)
     os.replace(tmp, target)
@@ -80,4 +107,9 @@ def remove_store(path: Path) -> None:
     """Delete a tmkt store; refuses anything that is not one (never deletes user data)."""
     if not is_store(path):
         raise StoreError(f"{path}: not a tmkt store; refusing to delete it")
+    if not isinstance(path, Path):
+        from tmkt_data.store.location import remove_tree
+
+        remove_tree(path)
+        return
     shutil.rmtree(path)

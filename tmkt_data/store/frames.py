@@ -35,7 +35,7 @@ import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
 from tmkt_data.store.checksums import (
-    CheckedStore,
+    checked_store,
     checks_enabled,
     crc32c,
     damaged,
@@ -51,6 +51,7 @@ from tmkt_data.store.core import (
     is_store,
     replace_file,
 )
+from tmkt_data.store.location import RemotePath, store_location, zarr_target
 from tmkt_data.store.records import create_records, read_record, record_path, write_record
 
 
@@ -101,7 +102,7 @@ def create_store(
         shard_samples=geometry.shard_samples,
         n_shards=geometry.n_shards,
     )
-    group = zarr.open_group(str(path), mode="w-", zarr_format=3, attributes=full)
+    group = zarr.open_group(zarr_target(path, "w-"), mode="w-", zarr_format=3, attributes=full)
     group.create_array(
         "frames",
         shape=(n, *geometry.frame_shape),
@@ -116,15 +117,18 @@ def create_store(
     return group
 
 
-def open_store(path: str | os.PathLike[str], *, mode: str = "r", require_complete: bool = True) -> zarr.Group:
-    """Open a tmkt store, checking its format, version and (by default) completeness.
+def open_store(
+    path: str | os.PathLike[str] | RemotePath, *, mode: str = "r", require_complete: bool = True
+) -> zarr.Group:
+    """Open a tmkt store (a local path or a URL, :mod:`tmkt_data.store.location`), checking its
+    format, version and (by default) completeness.
 
     Read-only opens of a complete store (``mode="r"``, ``require_complete``) go through a
-    :class:`~tmkt_data.store.checksums.CheckedStore`: every file zarr reads is checked against
-    its recorded crc32c. A store written without checksums is read unchecked, with a warning
-    (once per store and process).
+    :class:`~tmkt_data.store.checksums.CheckedStore` (on object storage a ``CheckedFsspecStore``):
+    every file zarr reads is checked against its recorded crc32c. A store written without
+    checksums is read unchecked, with a warning (once per store and process).
     """
-    p = Path(path)
+    p = store_location(path)
     if not p.exists():
         raise StoreError(f"{p}: no such store")
     damage = damaged_metadata(p, members=require_complete)  # readers would meet a JSON traceback
@@ -136,9 +140,9 @@ def open_store(path: str | os.PathLike[str], *, mode: str = "r", require_complet
     if mode == "r" and require_complete:  # an incomplete store is read for its attributes only
         manifest = read_manifest(p)
         sums, prefixes = expected_files(p, manifest)
-        group = zarr.open_group(store=CheckedStore(p, sums, prefixes), mode="r", zarr_format=3)
+        group = zarr.open_group(store=checked_store(p, sums, prefixes), mode="r", zarr_format=3)
     else:
-        group = zarr.open_group(str(p), mode=mode, zarr_format=3)
+        group = zarr.open_group(zarr_target(p, mode), mode=mode, zarr_format=3)
     version = group.attrs.get("format_version")
     if version != STORE_FORMAT_VERSION:
         raise StoreError(
@@ -229,7 +233,7 @@ def write_shard(path: Path, k: int, frames: np.ndarray, samples: list[dict[str, 
     sample could not be converted). The record is written (also atomically)
     after the shard file: a crash never leaves a record for a missing shard.
     """
-    geo = geometry_of(zarr.open_group(str(path), mode="r", zarr_format=3))
+    geo = geometry_of(zarr.open_group(zarr_target(path, "r"), mode="r", zarr_format=3))
     blob, chunk_sums = _encode_shard(np.asarray(frames), geo.shard_samples, geo.dtype)
     sfile = shard_file(path, k)
     sfile.parent.mkdir(parents=True, exist_ok=True)
@@ -355,9 +359,17 @@ class ShardReader:
     (records are read once per shard and reader); shards whose record has no checksums
     (written before them) are read unchecked. A missing shard file, a missing or damaged
     record, or a mismatch is a :class:`StoreError` naming the file and ``tmkt-data verify``.
+
+    A store on object storage (``path`` a URL, :mod:`tmkt_data.store.location`) is read through
+    zarr on a checking ``FsspecStore``: one request per shard and :meth:`fetch`, the whole shard
+    file checked against its recorded crc32c (``shard_crc32c``) before any sample of it is decoded.
+    Its file system is opened in the process that reads (again after a fork).
     """
 
-    def __init__(self, path: Path, frame_shape: tuple[int, ...], dtype: str, shard_samples: int) -> None:
+    def __init__(
+        self, path: Path | str | RemotePath, frame_shape: tuple[int, ...], dtype: str, shard_samples: int
+    ) -> None:
+        path = store_location(path)
         self.path = path
         self.frame_shape = tuple(frame_shape)
         self.shard_samples = shard_samples
@@ -369,9 +381,12 @@ class ShardReader:
                 raise damaged(meta_file, "checksum mismatch", path)
         meta = json.loads(raw_meta)
         self.layout = _direct_layout(meta, self.frame_shape, shard_samples)
+        if isinstance(path, RemotePath):
+            self.layout = None  # no pread on object storage: zarr's storage layer serves it
         self.dtype = self.layout["dtype"] if self.layout else np.dtype(dtype)
         self.sample_bytes = int(np.prod(self.frame_shape)) * self.dtype.itemsize
         self._zarr: Any = None
+        self._zarr_pid = -1  # the process that opened _zarr (file systems do not survive a fork)
         self._files: dict[int, Path] = {}  # shard -> file (pathlib joins cost ~10 us per read)
         self._sums: dict[int, list[int | None] | None] = {}  # shard -> chunk crc32c (None: unchecked)
 
@@ -408,8 +423,9 @@ class ShardReader:
         return got
 
     def _read_zarr(self, k: int, rows: np.ndarray) -> np.ndarray:
-        if self._zarr is None:
+        if self._zarr is None or self._zarr_pid != os.getpid():
             self._zarr = open_store(self.path)["frames"]  # checked through the store's records
+            self._zarr_pid = os.getpid()
         start = k * self.shard_samples
         lo, hi = int(rows.min()), int(rows.max()) + 1
         block = np.asarray(self._zarr[start + lo : start + hi])

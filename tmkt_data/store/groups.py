@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -28,6 +27,7 @@ from zarr.codecs import BloscCodec, BloscShuffle
 from tmkt_data.store.checksums import tree_crc32c, update_manifest
 from tmkt_data.store.core import StoreError
 from tmkt_data.store.frames import open_store
+from tmkt_data.store.location import RemotePath, copy_tree, remove_tree, store_location, zarr_target
 
 GROUP_NAMES = ("rgb", "pairs")
 _TMP = {"rgb": "_rgb_tmp", "pairs": "_pairs_tmp"}
@@ -59,10 +59,15 @@ class GroupsWriter:
     A context manager: entering removes temporary groups a crashed run left and creates
     empty ones; leaving by an exception, or without :meth:`commit`, removes them again, so
     the store is left as it was. The caller holds the store lock (:func:`store_lock`).
+
+    On object storage (no rename) the swap deletes the old groups and copies the temporary ones
+    into place, after recording the new checksums: a crash during it leaves ``rgb/``/``pairs/``
+    that every read refuses as damaged (``verify`` names them, ``pair`` again repairs), never a
+    silent mix (``docs/store-format.md``, "Stores on object storage").
     """
 
-    def __init__(self, store: str | os.PathLike[str]) -> None:
-        self.store = Path(store)
+    def __init__(self, store: str | os.PathLike[str] | RemotePath) -> None:
+        self.store = store_location(store)
         self._groups: dict[str, zarr.Group] = {}
         self._images: zarr.Array | None = None
         self._committed = False
@@ -71,7 +76,7 @@ class GroupsWriter:
         self._remove_tmp()
         try:
             for name in GROUP_NAMES:
-                tmp = str(self.store / _TMP[name])
+                tmp = zarr_target(self.store / _TMP[name], "w")
                 self._groups[name] = zarr.open_group(tmp, mode="w", zarr_format=3)
         except BaseException:
             self._remove_tmp()
@@ -108,7 +113,7 @@ class GroupsWriter:
     @property
     def images(self) -> Any:
         """The ``rgb/images`` written so far, read-only (indexable like a numpy array)."""
-        return zarr.open_array(str(self.store / _TMP["rgb"] / "images"), mode="r")
+        return zarr.open_array(zarr_target(self.store / _TMP["rgb"] / "images", "r"), mode="r")
 
     def put(self, name: str, values: Any, dtype: Any) -> None:
         """A 1-D index array ``name`` (``"rgb/labels"``, ``"pairs/train/dvs"``): one chunk,
@@ -145,6 +150,13 @@ class GroupsWriter:
 
     def _swap_in(self) -> None:
         store = self.store
+        if isinstance(store, RemotePath):
+            for name in GROUP_NAMES:
+                remove_tree(store / _OLD[name])
+                remove_tree(store / name)
+                copy_tree(store / _TMP[name], store / name)
+            self._remove_tmp()
+            return
         for name in GROUP_NAMES:
             old = store / _OLD[name]
             if old.exists():
@@ -159,7 +171,7 @@ class GroupsWriter:
 
     def _remove_tmp(self) -> None:
         for name in GROUP_NAMES:
-            shutil.rmtree(self.store / _TMP[name], ignore_errors=True)
+            remove_tree(self.store / _TMP[name], ignore_errors=True)
 
 
 class StoreView:
@@ -170,8 +182,8 @@ class StoreView:
         StoreError: missing, not a tmkt store, or (``require_complete``) not complete.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, require_complete: bool = True) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike[str] | RemotePath, *, require_complete: bool = True) -> None:
+        self.path = store_location(path)
         self._group = open_store(self.path, require_complete=require_complete)
         self.attrs: dict[str, Any] = dict(self._group.attrs)
 

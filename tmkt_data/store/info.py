@@ -10,22 +10,19 @@ from typing import Any
 import numpy as np
 
 from tmkt_data.store.frames import geometry_of, open_store
+from tmkt_data.store.location import RemotePath, store_location, tree_bytes
 
 
-def dir_bytes(path: Path) -> int:
-    """Total size in bytes of the files under ``path``."""
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for f in files:
-            total += os.path.getsize(os.path.join(root, f))
-    return total
+def dir_bytes(path: Path | RemotePath) -> int:
+    """Total size in bytes of the files under ``path`` (a folder, or a prefix on object storage)."""
+    return tree_bytes(path)
 
 
 def store_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Plain-JSON description of a complete store: shape, classes, splits, sizes, failures, and the
     event filters applied before binning (``filters``, in order; empty for none) with the sensor
     size before (``sensor_size``) and after them (``filtered_sensor_size``, None without filters)."""
-    p = Path(path)
+    p = store_location(path)
     g = open_store(p)
     geo = geometry_of(g)
     labels = np.asarray(g["labels"][:])

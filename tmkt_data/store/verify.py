@@ -29,6 +29,7 @@ from tmkt_data.store.checksums import (
 )
 from tmkt_data.store.checksums import unchecked_parts as _unchecked
 from tmkt_data.store.frames import geometry_of, open_store, shard_chunk_crc32c, shard_file
+from tmkt_data.store.location import store_location, walk_files, zarr_target
 from tmkt_data.store.records import read_record, record_path, write_record
 
 
@@ -108,18 +109,17 @@ def _files_problems(path: Path, sums: dict[str, int], prefixes: list[str], what:
         if got != int(want):
             problems.append(f"{what}: file {rel} crc32c mismatch")
     for prefix in prefixes:
-        for dirpath, _dirs, files in os.walk(path / prefix):
-            for name in files:
-                rel = (Path(dirpath) / name).relative_to(path).as_posix()
-                if rel not in sums:
-                    problems.append(f"{what}: file {rel} is not one the store recorded")
+        for full in walk_files(path / prefix):
+            rel = full.relative_to(path).as_posix()
+            if rel not in sums:
+                problems.append(f"{what}: file {rel} is not one the store recorded")
     return problems
 
 
 def verify_groups(path: str | os.PathLike[str]) -> list[str]:
     """Problems of the store's ``rgb/`` and ``pairs/`` against their recorded checksums (each line
     naming the fix); empty when both are intact, absent, or written before checksums."""
-    p = Path(path)
+    p = store_location(path)
     present = [name for name in ("rgb", "pairs") if group_present(p, name)]
     if not present:
         return []
@@ -140,7 +140,7 @@ def verify_groups(path: str | os.PathLike[str]) -> list[str]:
 def unchecked_parts(path: str | os.PathLike[str]) -> list[str]:
     """What of the store was written without checksums (read unchecked; ``verify`` compares
     the shards' sha256 and decodes them); empty when everything has checksums."""
-    p = Path(path)
+    p = store_location(path)
     return _unchecked(p, read_manifest(p))
 
 
@@ -155,11 +155,13 @@ def verify_store(path: str | os.PathLike[str]) -> list[str]:
     arrays have one entry per sample. A store written before checksums gets the checks its
     records allow (sha256 of the shards, decoding, shapes).
     """
-    p = Path(path)
+    p = store_location(path)
     g = open_store(p)
     geo = geometry_of(g)
     key = g.attrs["params_hash"]
-    raw = zarr.open_group(str(p), mode="r", zarr_format=3)  # unchecked: verify reports, never raises
+    raw = zarr.open_group(
+        zarr_target(p, "r"), mode="r", zarr_format=3
+    )  # unchecked: verify reports, never raises
     problems = []
     for k in range(geo.n_shards):
         rec = read_record(p, k)
