@@ -114,3 +114,13 @@ def test_store_split_the_old_way_is_refused_not_mixed(
     assert res.n_samples == 25
     split = [str(v) for v in zarr.open_group(str(tmp_path / "old.zarr"), mode="r")["split"][:]]
     assert split.count("train") == 14
+
+
+@pytest.mark.parametrize("layout", ["cifar10dvs", "ncaltech101", "folder", "cepdvs"])
+@pytest.mark.parametrize("bad", ["abc", 0, 1.5, [0.5]])
+def test_layouts_refuse_a_bad_train_ratio_in_one_line(tmp_path: Path, layout: str, bad: object) -> None:
+    """One LayoutError naming the option and the value, for every layout."""
+    from tmkt_data.layouts import LayoutError, scan
+
+    with pytest.raises(LayoutError, match=r"train_ratio .*0 < ratio <= 1$"):
+        scan(layout, tmp_path, train_ratio=bad)

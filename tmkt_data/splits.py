@@ -9,6 +9,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Sequence
+from typing import Any
+
+
+def check_train_ratio(name: str, value: Any, default: float | None, error: type[Exception]) -> float:
+    """``value`` (None: ``default``, when there is one) as a train fraction in (0, 1]; otherwise
+    one line ``error`` naming ``name`` (a layout or RGB source) and the value."""
+    if value is None and default is not None:
+        return float(default)
+    try:
+        ratio = float(value)
+    except (TypeError, ValueError):
+        ratio = float("nan")
+    if not 0.0 < ratio <= 1.0:
+        raise error(f"{name}: train_ratio {value!r}, expected 0 < ratio <= 1")
+    return ratio
 
 
 def train_count(n: int, train_ratio: float) -> int:

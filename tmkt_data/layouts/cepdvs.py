@@ -55,6 +55,7 @@ from tmkt_data.layouts.base import (
     require_dir,
 )
 from tmkt_data.mapping import check_no_options
+from tmkt_data.splits import check_train_ratio
 
 NAME = "cepdvs"
 LAYOUT_VERSION = 1
@@ -231,9 +232,7 @@ def scan(
     w, h = DEFAULT_SENSOR_SIZE if sensor_size is None else (int(sensor_size[0]), int(sensor_size[1]))
     if w <= 0 or h <= 0:
         raise LayoutError(f"cepdvs: sensor_size {sensor_size!r}, expected positive (width, height)")
-    ratio = DEFAULT_TRAIN_RATIO if train_ratio is None else float(train_ratio)
-    if not 0.0 < ratio <= 1.0:
-        raise LayoutError(f"cepdvs: train_ratio {train_ratio!r}, expected 0 < ratio <= 1")
+    ratio = check_train_ratio(NAME, train_ratio, DEFAULT_TRAIN_RATIO, LayoutError)
     if time_unit is not None and time_unit not in ("us", "ms", "s"):
         raise LayoutError(f"cepdvs: time_unit {time_unit!r}, expected 'us', 'ms' or 's'")
     root = Path(root)

@@ -50,6 +50,7 @@ from tmkt_data.layouts.base import (
     require_dir,
 )
 from tmkt_data.mapping import check_no_options
+from tmkt_data.splits import check_train_ratio
 
 NAME = "cifar10dvs"
 LAYOUT_VERSION = 1
@@ -110,14 +111,12 @@ def scan(
             releases, unexpected file name, unknown option.
     """
     orientation = "spikingjelly" if orientation is None else orientation
-    train_ratio = 0.9 if train_ratio is None else train_ratio
     check_no_options(NAME, options, LayoutError)
     if orientation not in ORIENTATIONS:
         raise LayoutError(
             f"cifar10dvs: orientation {orientation!r}, expected one of {', '.join(ORIENTATIONS)}"
         )
-    if not 0.0 < float(train_ratio) <= 1.0:
-        raise LayoutError(f"cifar10dvs: train_ratio {train_ratio!r}, expected 0 < ratio <= 1")
+    train_ratio = check_train_ratio(NAME, train_ratio, 0.9, LayoutError)
     root = Path(root)
     per_class: dict[str, tuple[str, list[tuple[str, int]]]] = {}
     for cls in CLASSES:

@@ -52,6 +52,7 @@ from tmkt_data.layouts.base import (
     read_source_metadata,
 )
 from tmkt_data.mapping import check_no_options
+from tmkt_data.splits import check_train_ratio
 
 NAME = "folder"
 LAYOUT_VERSION = 1
@@ -198,9 +199,7 @@ def scan(
             JSON metadata, bad option.
     """
     check_no_options(NAME, options, LayoutError)
-    ratio = 0.9 if train_ratio is None else float(train_ratio)
-    if not 0.0 < ratio <= 1.0:
-        raise LayoutError(f"folder: train_ratio {train_ratio!r}, expected 0 < ratio <= 1")
+    ratio = check_train_ratio(NAME, train_ratio, 0.9, LayoutError)
     root = Path(root)
     exts = _known_extensions(format)
     read_options: dict[str, Any] = {} if format is None else {"format": format}

@@ -39,6 +39,7 @@ from typing import Any
 from tmkt_data.layouts import LAYOUTS
 from tmkt_data.layouts.base import DatasetIndex, LayoutError, SampleSpec, ascii_sorted, per_class_split
 from tmkt_data.mapping import check_no_options
+from tmkt_data.splits import check_train_ratio
 
 NAME = "ncaltech101"
 LAYOUT_VERSION = 1
@@ -93,9 +94,7 @@ def scan(root: Path, *, train_ratio: float | None = 0.9, **options: Any) -> Data
             ``image_*.bin``, unknown option.
     """
     check_no_options(NAME, options, LayoutError)
-    train_ratio = 0.9 if train_ratio is None else float(train_ratio)
-    if not 0.0 < train_ratio <= 1.0:
-        raise LayoutError(f"ncaltech101: train_ratio {train_ratio!r}, expected 0 < ratio <= 1")
+    train_ratio = check_train_ratio(NAME, train_ratio, 0.9, LayoutError)
     root = Path(root)
     data = _data_folder(root)
     class_dirs = {d.name: d for d in _class_dirs(data)}

@@ -33,6 +33,7 @@ import numpy as np
 from tmkt_data.errors import TmktError
 from tmkt_data.mapping import check_no_options
 from tmkt_data.registry import Registry
+from tmkt_data.splits import check_train_ratio
 
 
 class RGBError(TmktError, ValueError):
@@ -246,13 +247,8 @@ def per_class_indices(labels: Sequence[int], split: Sequence[str], per_class: Ma
 
 
 def check_ratio(kind: str, train_ratio: Any) -> float:
-    try:
-        r = float(train_ratio)
-    except (TypeError, ValueError):
-        r = float("nan")
-    if not 0.0 < r <= 1.0:
-        raise RGBError(f"{kind}: train_ratio {train_ratio!r}, expected 0 < ratio <= 1")
-    return r
+    """``train_ratio`` as a fraction in (0, 1]; otherwise one line :class:`RGBError`."""
+    return check_train_ratio(kind, train_ratio, None, RGBError)
 
 
 def no_options(kind: str, options: dict[str, Any]) -> None:
