@@ -31,6 +31,41 @@ def _rel(p: Path | str) -> str:
     return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
 
 
+ARM_COLORS = {
+    "scratch": "tab:blue",
+    "tmkt": "tab:red",
+    "finetune": "tab:green",
+    "tmkt shared head": "tab:purple",
+}
+
+
+def _arm_rows(rows: list[dict[str, Any]], per_class0: int) -> list[dict[str, Any]]:
+    """Every run of the scarcity curve as ``{arm, n, seed, test, train}``: scarcity runs at their
+    number of samples per class, main and variant runs at the recipe's."""
+    out = []
+    for r in rows:
+        if r["stage"] == "scarcity":
+            arm, n = r.get("arm", r["method"]), r["per_class"]
+        elif r["stage"] == "main":
+            arm, n = r["method"], per_class0
+        elif r["stage"] == "variant":
+            arm, n = r["name"], per_class0
+        else:
+            continue
+        out.append({"arm": arm, "n": n, "seed": r["seed"], "test_acc_at_best": r["test_acc_at_best"],
+                    "train_acc_last": r.get("train_acc_last"), "steps": r.get("steps")})  # fmt: skip
+    return out
+
+
+def _scarcity_arms(curve: list[dict[str, Any]], scar_seeds: set[int]) -> list[str]:
+    """Arms measured at more than one number of samples per class (on the scarcity seeds)."""
+    ns: dict[str, set[int]] = {}
+    for r in curve:
+        if r["seed"] in scar_seeds:
+            ns.setdefault(r["arm"], set()).add(r["n"])
+    return [a for a in ARM_COLORS if len(ns.get(a, ())) > 1]
+
+
 def _plots(rows: list[dict[str, Any]], img_dir: Path, per_class0: int) -> dict[str, str]:
     import matplotlib
 
@@ -72,19 +107,20 @@ def _plots(rows: list[dict[str, Any]], img_dir: Path, per_class0: int) -> dict[s
     fig.savefig(img_dir / "curves.png", dpi=100)
     plt.close(fig)
     files["curves"] = "curves.png"
-    # 3. scarcity curve with 95 % intervals
+    # 3. scarcity curve with 95 % intervals (the scarcity seeds at every point)
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for method, color in (("scratch", "tab:blue"), ("tmkt", "tab:red")):
+    scar_seeds = {r["seed"] for r in rows if r["stage"] == "scarcity"}
+    curve = [r for r in _arm_rows(rows, per_class0) if r["seed"] in scar_seeds]
+    for arm in _scarcity_arms(curve, scar_seeds):
         pts = []
-        for n in sorted({r.get("per_class", per_class0) for r in rows if r["stage"] in ("main", "scarcity")}):
-            vals = [r["test_acc_at_best"] for r in rows if r["method"] == method and (
-                (r["stage"] == "scarcity" and r.get("per_class") == n) or (r["stage"] == "main" and n == per_class0))]  # fmt: skip
+        for n in sorted({r["n"] for r in curve}):
+            vals = [r["test_acc_at_best"] for r in curve if r["arm"] == arm and r["n"] == n]
             if vals:
                 m, lo, hi = mean_interval([100 * v for v in vals])
                 pts.append((n, m, 0 if math.isnan(lo) else m - lo))
         if pts:
             xs, ms, hs = zip(*pts, strict=True)
-            ax.errorbar(xs, ms, yerr=hs, marker="o", capsize=3, color=color, label=method)
+            ax.errorbar(xs, ms, yerr=hs, marker="o", capsize=3, color=ARM_COLORS[arm], label=arm)
     ax.set_xscale("log")
     ax.set_xlabel("event training samples per class")
     ax.set_ylabel("test top-1 (%) at best validation")
@@ -221,26 +257,36 @@ def write_report(st: Any, wall: float) -> None:
         L += [f"![step weights]({img}/{files['step_weights']})", ""]
     scar = [r for r in rows if r["stage"] == "scarcity"]
     if scar:
+        scar_seeds = {r["seed"] for r in scar}
+        curve = [r for r in _arm_rows(rows, per_class0) if r["seed"] in scar_seeds]
+        arms = _scarcity_arms(curve, scar_seeds)
+        others = [a for a in arms if a != "scratch"]
         L += ["## Event scarcity", "",
               "Each point pairs a copy of the store again with that many event training samples per class",
               "(nested: a larger set contains the smaller ones), with the passes per epoch scaled so the",
-              "optimizer-step budget matches the main runs.", "",
-              "| events per class | steps | scratch | tmkt | tmkt − scratch (points, 95 % CI) |",
-              "|---|---|---|---|---|"]  # fmt: skip
-        ns = sorted({r["per_class"] for r in scar} | {per_class0})
-        for n in ns:
-            pick = scar if n != per_class0 else [dict(r, per_class=n, steps=None) for r in main]
-            rs = [r for r in pick if r.get("per_class") == n and r["method"] in ("scratch", "tmkt")]
-            if n == per_class0:
-                rs = [r for r in rs if r["seed"] in {x["seed"] for x in scar}]
-            d = paired_difference(rs, "tmkt", "scratch", by="method")
+              f"optimizer-step budget matches the main runs; seeds {', '.join(map(str, sorted(scar_seeds)))} "
+              f"at every point (the {per_class0}-per-class point is the main and variant runs of those seeds). "
+              "Test top-1 (%) at best validation; the difference to `scratch` is paired by seed.", "",
+              "| events per class | steps | " + " | ".join(arms) + " | "
+              + " | ".join(f"{a} − scratch (points, 95 % CI)" for a in others) + " |",
+              "|---|---|" + "---|" * (len(arms) + len(others))]  # fmt: skip
+        chance = 2.0 / len(g.attrs["classes"])  # below twice chance: the run did not train
+        for n in sorted({r["n"] for r in curve}):
+            rs = [dict(r, name=r["arm"]) for r in curve if r["n"] == n]
             steps = next((r["steps"] for r in rs if r.get("steps")), None) or _budget(main)
-            chance = 2.0 / len(g.attrs["classes"])  # below twice chance: the run did not train
             if all(r["test_acc_at_best"] < chance for r in rs):
-                steps = f"{steps} (no run trained: not a result, see below)"
-            L.append(f"| {n} | {steps} | {_ci([r['test_acc_at_best'] for r in rs if r['method'] == 'scratch'])} | "
-                     f"{_ci([r['test_acc_at_best'] for r in rs if r['method'] == 'tmkt'])} | "
-                     f"{'-' if d is None else f'{d.mean:+.2f} ({d.low:+.2f} to {d.high:+.2f})'} |")  # fmt: skip
+                steps = f"{steps} (no run trained: not a result)"
+            cells = [_ci([r["test_acc_at_best"] for r in rs if r["arm"] == a]) for a in arms]
+            for a in others:
+                d = paired_difference(rs, a, "scratch", by="name")
+                cells.append("-" if d is None else f"{d.mean:+.2f} ({d.low:+.2f} to {d.high:+.2f})")
+            L.append(f"| {n} | {steps} | " + " | ".join(cells) + " |")
+        L += ["", "Final training accuracy (running, on the event batches) at each point:", "",
+              "| events per class | " + " | ".join(arms) + " |", "|---|" + "---|" * len(arms)]  # fmt: skip
+        for n in sorted({r["n"] for r in curve}):
+            L.append(f"| {n} | " + " | ".join(
+                _ci([r["train_acc_last"] for r in curve if r["arm"] == a and r["n"] == n and r["train_acc_last"] is not None])
+                for a in arms) + " |")  # fmt: skip
         L += ["", f"![scarcity]({img}/{files['scarcity']})", ""]
     verdict = Path(args.verdict)
     L += ["## What this shows", ""]

@@ -18,8 +18,8 @@ Stages (finished runs are skipped, so an interrupted study resumes):
 * ``variant``: a ``tmkt`` variant treated as a method of its own (``SEARCHED``): the same
   learning-rate grid and search seed as the four methods, chosen on validation, then every
   recipe seed, so it can be compared with them on equal terms.
-* ``scarcity``: ``scratch`` and ``tmkt`` at other numbers of event training samples per
-  class, each a copy of the store paired again (nested selections), with the number of
+* ``scarcity``: ``scratch`` and ``tmkt`` (``--scarcity-arms``: any method or searched
+  variant) at other numbers of event training samples per class, each a copy of the store paired again (nested selections), with the number of
   passes per epoch scaled so every point gets the main runs' optimizer-step budget.
 
 Test accuracy is always read at the best-validation epoch. Results: the study folder's
@@ -247,12 +247,25 @@ def stage_scarcity(st: Study) -> None:
         repeat = max(1, round(repeat0 * n0 / n))
         spe = _steps_per_epoch(n * n_classes, batch, repeat, drop)
         epochs = max(1, math.ceil(steps0 / spe))
-        for method in ("scratch", "tmkt"):
+        for arm in st.args.scarcity_arms:
+            method, kw = _arm(st, arm)
             for seed in seeds:
-                out = store.parent / "runs" / f"{method}_seed{seed}"
-                cfg = st.config(method, seed, out, store, pid, train_repeat=repeat, epochs=epochs)
-                plan.append((f"{method} n={n}", cfg, {"per_class": n}))
+                out = store.parent / "runs" / f"{_slug(arm)}_seed{seed}"
+                cfg = st.config(method, seed, out, store, pid, train_repeat=repeat, epochs=epochs, **kw)
+                plan.append((f"{arm} n={n}", cfg, {"per_class": n, "arm": arm}))
     st.train("scarcity", plan)
+
+
+def _arm(st: Study, arm: str) -> tuple[str, dict[str, Any]]:
+    """The method and settings of a scarcity arm: one of ``METHODS`` (the recipe's learning rate)
+    or a ``SEARCHED`` variant (the learning rate its ``variant`` stage chose)."""
+    if arm in METHODS:
+        return arm, {}
+    method, kw = SEARCHED[arm]
+    chosen = {r.get("chosen_lr") for r in st.rows if r["stage"] == "variant" and r["name"] == arm}
+    if len(chosen) != 1:
+        raise SystemExit(f"scarcity arm {arm!r}: run the variant stage first (--stages variant)")
+    return method, {**kw, "lr": chosen.pop()}
 
 
 def main() -> None:
@@ -266,6 +279,8 @@ def main() -> None:
     ap.add_argument("--ablation-seeds", type=int, default=3, help="The first N of the recipe's seeds.")
     ap.add_argument("--scarcity-seeds", type=int, default=3, help="The first N of the recipe's seeds.")
     ap.add_argument("--per-class", type=int, nargs="+", default=[1, 2, 5, 10, 25])
+    ap.add_argument("--scarcity-arms", nargs="+", default=["scratch", "tmkt"],
+                    choices=[*METHODS, *SEARCHED], help="Methods and variants of the scarcity stage.")  # fmt: skip
     ap.add_argument(
         "--variants", nargs="+", choices=list(ABLATIONS), help="Only these ablations (default: all)."
     )
