@@ -67,6 +67,23 @@ def check_in_sensor(events: np.ndarray, sensor_size: tuple[int, int], what: str 
         )
 
 
+def events_to_write(events: Any, sensor_size: tuple[int, int] | None = None) -> np.ndarray:
+    """What every writer starts with: ``events`` (fields ``t``, ``x``, ``y``, ``p``), checked to lie
+    inside ``sensor_size`` when it is given, stably sorted by ``t``.
+
+    Raises:
+        EventsError: a missing field (the first one named), or an event outside ``sensor_size``
+            (:func:`check_in_sensor`, indexed in the order given).
+    """
+    events = np.asarray(events)
+    for f in ("t", "x", "y", "p"):
+        if events.dtype.names is None or f not in events.dtype.names:
+            raise EventsError(f"events lack field {f!r}, expected fields t, x, y, p")
+    if sensor_size is not None:
+        check_in_sensor(events, sensor_size, what="events to write")
+    return sort_events(events)
+
+
 @dataclass
 class Recording:
     """Events of one file with what is needed to interpret them.

@@ -164,15 +164,20 @@ def _coerce(name: str, value: Any) -> Any:
     raise ConfigError(f"{name} = {value!r}: expected a {kind.__name__}")
 
 
+def read_toml(p: Path, error: type[Exception], not_found: str) -> dict[str, Any]:
+    """The TOML file ``p``; a missing file is ``error("<p>: <not_found>")``, bad TOML
+    ``error("<p>: not valid TOML (...)")`` (the training and the pipeline recipes)."""
+    try:
+        return tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise error(f"{p}: {not_found}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise error(f"{p}: not valid TOML ({err})") from None
+
+
 def load_recipe(path: str | Path) -> dict[str, Any]:
     """Read a TOML recipe; the training options may sit at top level or under ``[train]``."""
-    p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: recipe file not found") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{p}: not valid TOML ({err})") from None
+    data = read_toml(Path(path), ConfigError, "recipe file not found")
     return dict(data.get("train", data))
 
 

@@ -30,14 +30,13 @@ import json
 import shutil
 import statistics
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tmkt_data.mapping import check_keys
-from tmkt_train.config import ConfigError, config_to_toml, make_config
+from tmkt_train.config import ConfigError, config_to_toml, make_config, read_toml
 
 SECTIONS = {"pipeline", "synth", "convert", "pair", "train", "runs"}
 CONVERT_KEYS = {
@@ -97,12 +96,7 @@ def _check_steps(p: Path, data: dict[str, Any]) -> None:
 def load_pipeline(path: str | Path, *, out: str | Path | None = None) -> Recipe:
     """Read and check a pipeline recipe."""
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text())
-    except FileNotFoundError:
-        raise PipelineError(f"{p}: recipe not found") from None
-    except tomllib.TOMLDecodeError as err:
-        raise PipelineError(f"{p}: not valid TOML ({err})") from None
+    data = read_toml(p, PipelineError, "recipe not found")
     check_keys(data, SECTIONS, str(p), PipelineError)
     head = data.get("pipeline", {})
     check_keys(head, {"name", "out", "description", "jobs", "threads"}, f"{p} [pipeline]", PipelineError)

@@ -68,7 +68,7 @@ import numba
 import numpy as np
 
 from tmkt_data.errors import EventsError, FormatError
-from tmkt_data.events import EVENT_DTYPE, Recording, check_in_sensor, sort_events
+from tmkt_data.events import EVENT_DTYPE, Recording, events_to_write
 from tmkt_data.formats import FORMATS
 from tmkt_data.formats._io import atomic_write_bytes, read_file_bytes, read_hash_header
 
@@ -471,12 +471,7 @@ def write(
             f"sensor_size {tuple(sensor_size)} does not match chip {chip} in orientation {orientation!r}, "
             f"expected {expected}"
         )
-    events = np.asarray(events)
-    for f in ("t", "x", "y", "p"):
-        if events.dtype.names is None or f not in events.dtype.names:
-            raise EventsError(f"events lack field {f!r}, expected fields t, x, y, p")
-    check_in_sensor(events, expected, what="events to write")
-    ev = sort_events(events)
+    ev = events_to_write(events, expected)
     t_abs = ev["t"].astype(np.int64) + int(t0_abs)
     if t_abs.size:
         if int(t_abs[0]) < 0:

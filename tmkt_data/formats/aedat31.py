@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from tmkt_data.errors import EventsError, FormatError
-from tmkt_data.events import Recording, check_in_sensor, recording_from_absolute, sort_events
+from tmkt_data.events import Recording, events_to_write, recording_from_absolute
 from tmkt_data.formats import FORMATS
 from tmkt_data.formats._io import atomic_write_bytes, read_file_bytes, read_hash_header
 
@@ -315,12 +315,7 @@ def write(
         raise EventsError(f"sensor_size {tuple(sensor_size)} out of range, expected 1-32768 pixels per side")
     if int(packet_size) < 1:
         raise EventsError(f"packet_size {packet_size} must be >= 1")
-    events = np.asarray(events)
-    for f in ("t", "x", "y", "p"):
-        if events.dtype.names is None or f not in events.dtype.names:
-            raise EventsError(f"events lack field {f!r}, expected fields t, x, y, p")
-    check_in_sensor(events, (w, h), what="events to write")
-    ev = sort_events(events)
+    ev = events_to_write(events, (w, h))
     t_abs = ev["t"].astype(np.int64) + int(t0_abs)
     x = ev["x"].astype(np.int64)
     y = ev["y"].astype(np.int64)

@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from tmkt_data.errors import EventsError, FormatError
-from tmkt_data.events import Recording, check_in_sensor, recording_from_absolute, sort_events
+from tmkt_data.events import Recording, events_to_write, recording_from_absolute
 from tmkt_data.formats import FORMATS
 from tmkt_data.formats._io import atomic_write_bytes, check_file
 
@@ -519,12 +519,7 @@ def encode(
     w, h = int(sensor_size[0]), int(sensor_size[1])
     if not (1 <= w <= 32767 and 1 <= h <= 32767):
         raise EventsError(f"sensor_size {tuple(sensor_size)} cannot be stored, expected 1..32767 per side")
-    events = np.asarray(events)
-    for f in ("t", "x", "y", "p"):
-        if events.dtype.names is None or f not in events.dtype.names:
-            raise EventsError(f"events lack field {f!r}, expected fields t, x, y, p")
-    check_in_sensor(events, (w, h), what="events to write")
-    ev = sort_events(events)
+    ev = events_to_write(events, (w, h))
     t_abs = ev["t"].astype(np.int64) + int(t0_abs)
     if t_abs.size and (int(t_abs[0]) < 0 or int(ev["x"].min()) < 0 or int(ev["y"].min()) < 0):
         raise EventsError("events to write have a negative absolute time or coordinate, expected >= 0")

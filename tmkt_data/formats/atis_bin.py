@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from tmkt_data.errors import EventsError, FormatError
-from tmkt_data.events import Recording, check_in_sensor, recording_from_absolute, sort_events
+from tmkt_data.events import Recording, check_in_sensor, events_to_write, recording_from_absolute
 from tmkt_data.formats import FORMATS
 from tmkt_data.formats._io import atomic_write_bytes, read_file_bytes
 
@@ -163,11 +163,7 @@ def encode(events: np.ndarray, *, t0_abs: int = 0, max_markers: int | None = Non
     ``max_markers`` (default ``max(len(events), 2**20)``) bounds the markers, so an
     absurd ``t0_abs`` cannot produce a giant file.
     """
-    events = np.asarray(events)
-    for f in ("t", "x", "y", "p"):
-        if events.dtype.names is None or f not in events.dtype.names:
-            raise EventsError(f"events lack field {f!r}, expected fields t, x, y, p")
-    ev = sort_events(events)
+    ev = events_to_write(events)
     n = ev.shape[0]
     t_abs = ev["t"].astype(np.int64) + int(t0_abs)
     x = ev["x"].astype(np.int64)

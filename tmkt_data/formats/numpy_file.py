@@ -42,7 +42,7 @@ import numpy as np
 import numpy.lib.format as npformat
 
 from tmkt_data.errors import EventsError, FormatError
-from tmkt_data.events import Recording, check_in_sensor, is_sorted, recording_from_absolute, sort_events
+from tmkt_data.events import Recording, check_in_sensor, events_to_write, is_sorted, recording_from_absolute
 from tmkt_data.formats import FORMATS
 from tmkt_data.formats._io import atomic_path, finish_atomic
 from tmkt_data.formats._io import check_file as _check_file
@@ -259,11 +259,7 @@ def check_file(path: str | os.PathLike[str]) -> Path:
 
 def canonical_columns(events: np.ndarray, t0_abs: int = 0) -> dict[str, np.ndarray]:
     """t (absolute, int64), x, y (uint16), p (uint8) of sorted canonical events, checked."""
-    events = np.asarray(events)
-    for f in ("t", "x", "y", "p"):
-        if events.dtype.names is None or f not in events.dtype.names:
-            raise EventsError(f"events lack field {f!r}, expected fields t, x, y, p")
-    ev = sort_events(events)
+    ev = events_to_write(events)
     return {
         "t": ev["t"].astype(np.int64) + int(t0_abs),
         "x": ev["x"].astype(np.uint16),

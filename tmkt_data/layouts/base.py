@@ -108,6 +108,52 @@ def ascii_sorted(names: Sequence[str]) -> list[str]:
     return sorted(names)
 
 
+def visible_dirs(folder: Path) -> list[Path]:
+    """The folders in ``folder`` whose names do not start with ``.``, sorted by name (the layouts
+    and the RGB sources list class, alphabet and character folders this way)."""
+    return sorted(
+        (e for e in folder.iterdir() if e.is_dir() and not e.name.startswith(".")), key=lambda p: p.name
+    )
+
+
+def train_test_folders(root: Path) -> dict[str, Path] | None:
+    """``{"train": ..., "test": ...}`` when ``root`` holds folders named train and test (any case),
+    else None: the split folders of the ``folder`` layout and the ``imagefolder`` RGB source."""
+    by_name = {d.name.lower(): d for d in visible_dirs(root)}
+    if "train" in by_name and "test" in by_name:
+        return {"train": by_name["train"], "test": by_name["test"]}
+    return None
+
+
+def per_class_samples(
+    cls: str,
+    label: int,
+    names: Sequence[str],
+    train_ratio: float,
+    prefix: str,
+    alt_splits: Sequence[tuple[tuple[str, str], ...]] | None = None,
+) -> tuple[list[SampleSpec], dict[str, int]]:
+    """The samples of one class's name-sorted files, split by :func:`per_class_split`, and how many
+    went to each split (``{"train": n, "test": m}``).
+
+    File ``names[i]`` becomes sample ``<cls>/<its stem>`` at ``prefix + names[i]``, with
+    ``alt_splits[i]`` as its other published splits when given.
+    """
+    splits = per_class_split(len(names), train_ratio)
+    alts = alt_splits if alt_splits is not None else [()] * len(names)
+    samples = [
+        SampleSpec(
+            sample_id=f"{cls}/{Path(name).stem}",
+            path=prefix + name,
+            label=label,
+            split=split,
+            alt_splits=alt,
+        )
+        for name, split, alt in zip(names, splits, alts, strict=True)
+    ]
+    return samples, {"train": splits.count("train"), "test": splits.count("test")}
+
+
 #: Names of a raw tree's metadata file (the simulator writes ``synthetic.json``).
 METADATA_FILES = ("synthetic.json", "metadata.json")
 

@@ -51,7 +51,7 @@ from tmkt_data.layouts.base import (
     LayoutError,
     SampleSpec,
     ascii_sorted,
-    per_class_split,
+    per_class_samples,
     require_dir,
 )
 from tmkt_data.mapping import check_no_options
@@ -191,17 +191,8 @@ def _split_samples(
             raise LayoutError(
                 f"{label_file}: class {cls!r} has no sample, expected all 20 CIFAR-100 superclasses"
             )
-        splits = per_class_split(len(files), ratio)
-        counts[cls] = {"train": splits.count("train"), "test": splits.count("test")}
-        for name, split in zip(files, splits, strict=True):
-            samples.append(
-                SampleSpec(
-                    sample_id=f"{cls}/{Path(name).stem}",
-                    path=f"{MAT_FOLDER}/{name}",
-                    label=label,
-                    split=split,
-                )
-            )
+        specs, counts[cls] = per_class_samples(cls, label, files, ratio, f"{MAT_FOLDER}/")
+        samples += specs
     samples.sort(key=lambda s: s.sample_id)
     return samples, counts
 

@@ -46,7 +46,7 @@ from tmkt_data.layouts.base import (
     LayoutError,
     SampleSpec,
     ascii_sorted,
-    per_class_split,
+    per_class_samples,
     require_dir,
 )
 from tmkt_data.mapping import check_no_options
@@ -138,19 +138,9 @@ def scan(
         _, files = per_class[cls]
         numeric = dict(files)
         names = ascii_sorted([name for name, _ in files])
-        splits = per_class_split(len(names), float(train_ratio))
-        counts[cls] = {"train": splits.count("train"), "test": splits.count("test")}
-        for name, split in zip(names, splits, strict=True):
-            first100 = "test" if numeric[name] < FIRST100_TEST_BELOW else "train"
-            samples.append(
-                SampleSpec(
-                    sample_id=f"{cls}/{Path(name).stem}",
-                    path=f"{cls}/{name}",
-                    label=label,
-                    split=split,
-                    alt_splits=(("first100", first100),),
-                )
-            )
+        first100 = [(("first100", "test" if numeric[n] < FIRST100_TEST_BELOW else "train"),) for n in names]
+        specs, counts[cls] = per_class_samples(cls, label, names, float(train_ratio), f"{cls}/", first100)
+        samples += specs
     samples.sort(key=lambda s: s.sample_id)
 
     if fmt == "aedat2":

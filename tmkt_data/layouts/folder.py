@@ -50,6 +50,8 @@ from tmkt_data.layouts.base import (
     ascii_sorted,
     per_class_split,
     read_source_metadata,
+    train_test_folders,
+    visible_dirs,
 )
 from tmkt_data.mapping import check_no_options
 from tmkt_data.splits import check_train_ratio
@@ -70,10 +72,6 @@ def _known_extensions(fmt: str | None) -> set[str]:
     return {e.lower() for m in FORMATS.values() for e in m.EXTENSIONS}
 
 
-def _visible_dirs(folder: Path) -> list[Path]:
-    return [e for e in folder.iterdir() if e.is_dir() and not e.name.startswith(".")]
-
-
 def _event_files(folder: Path, exts: set[str]) -> list[str]:
     """Paths (POSIX, relative to ``folder``) of the event files below it, ASCII-sorted."""
     out = []
@@ -86,22 +84,15 @@ def _event_files(folder: Path, exts: set[str]) -> list[str]:
     return ascii_sorted(out)
 
 
-def _split_folders(root: Path) -> dict[str, Path] | None:
-    by_lower = {d.name.lower(): d for d in _visible_dirs(root)}
-    if "train" in by_lower and "test" in by_lower:
-        return {"train": by_lower["train"], "test": by_lower["test"]}
-    return None
-
-
 def _class_groups(root: Path, splits: dict[str, Path] | None) -> list[tuple[str | None, str, str]]:
     """(split or None, class, class folder relative to root) of every class folder."""
     groups: list[tuple[str | None, str, str]] = []
     if splits is not None:
         for split, base in splits.items():
-            for d in _visible_dirs(base):
+            for d in visible_dirs(base):
                 groups.append((split, d.name, f"{base.name}/{d.name}"))
     else:
-        groups = [(None, d.name, d.name) for d in _visible_dirs(root)]
+        groups = [(None, d.name, d.name) for d in visible_dirs(root)]
     if not groups:
         where = " under train/ and test/" if splits is not None else ""
         raise LayoutError(f"{root}: no class folders{where}, expected {_EXPECT}")
@@ -204,7 +195,7 @@ def scan(
     exts = _known_extensions(format)
     read_options: dict[str, Any] = {} if format is None else {"format": format}
 
-    splits = _split_folders(root)
+    splits = train_test_folders(root)
     groups = _class_groups(root, splits)
     classes = ascii_sorted(sorted({cls for _, cls, _ in groups}))
     entries, firsts, counts = _class_entries(root, groups, classes, exts, ratio)

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from tmkt_data.layouts import LAYOUTS
-from tmkt_data.layouts.base import DatasetIndex, LayoutError, SampleSpec, ascii_sorted, per_class_split
+from tmkt_data.layouts.base import DatasetIndex, LayoutError, SampleSpec, ascii_sorted, per_class_samples
 from tmkt_data.mapping import check_no_options
 from tmkt_data.splits import check_train_ratio
 
@@ -110,17 +110,8 @@ def scan(root: Path, *, train_ratio: float | None = 0.9, **options: Any) -> Data
         names = ascii_sorted(_images(class_dirs[cls]))
         if not names:
             raise LayoutError(f"{class_dirs[cls]}: class folder has no image_*.bin files, expected {_EXPECT}")
-        splits = per_class_split(len(names), train_ratio)
-        counts[cls] = {"train": splits.count("train"), "test": splits.count("test")}
-        for name, split in zip(names, splits, strict=True):
-            samples.append(
-                SampleSpec(
-                    sample_id=f"{cls}/{Path(name).stem}",
-                    path=f"{prefix}{cls}/{name}",
-                    label=label,
-                    split=split,
-                )
-            )
+        specs, counts[cls] = per_class_samples(cls, label, names, train_ratio, f"{prefix}{cls}/")
+        samples += specs
     samples.sort(key=lambda s: s.sample_id)
     return DatasetIndex(
         dataset=NAME,

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ from tmkt_data.layouts.base import (
     ascii_sorted,
     require_dir,
     split_within_groups,
+    visible_dirs,
 )
 from tmkt_data.mapping import check_no_options
 
@@ -75,10 +77,21 @@ _SPLIT_RE = re.compile(r"\s*,\s*|\s+")
 DRAWERS_TRAIN_RATIO = 0.75
 
 
-def _visible_dirs(folder: Path) -> list[Path]:
-    return sorted(
-        (e for e in folder.iterdir() if e.is_dir() and not e.name.startswith(".")), key=lambda p: p.name
-    )
+def alphabet_characters(
+    base: Path, error: Callable[[str], Exception], expect: str
+) -> Iterator[tuple[Path, Path]]:
+    """(alphabet, character) folders of one Omniglot split folder (``<alphabet>/<character>``, kept
+    by N-Omniglot), in name order; an empty split or alphabet folder is one line ``error``,
+    raised when the walk reaches it."""
+    alphabets = visible_dirs(base)
+    if not alphabets:
+        raise error(f"{base}: no alphabet folders, expected {expect}")
+    for alphabet in alphabets:
+        chars = visible_dirs(alphabet)
+        if not chars:
+            raise error(f"{alphabet}: alphabet folder has no character folders, expected {expect}")
+        for char in chars:
+            yield alphabet, char
 
 
 def _as_int(text: str) -> int:
@@ -175,16 +188,9 @@ def scan(root: Path, *, crop: bool | None = False, **options: Any) -> DatasetInd
     found: list[tuple[str, str, str, Path, Path]] = []  # (split name, split, class, aedat, csv)
     for folder, split_name, split in SPLIT_FOLDERS:
         base = require_dir(root / folder, _EXPECT)
-        alphabets = _visible_dirs(base)
-        if not alphabets:
-            raise LayoutError(f"{base}: no alphabet folders, expected {_EXPECT}")
-        for alphabet in alphabets:
-            chars = _visible_dirs(alphabet)
-            if not chars:
-                raise LayoutError(f"{alphabet}: alphabet folder has no character folders, expected {_EXPECT}")
-            for char in chars:
-                for aedat, csv in _pairs(char):
-                    found.append((split_name, split, f"{alphabet.name}/{char.name}", aedat, csv))
+        for alphabet, char in alphabet_characters(base, LayoutError, _EXPECT):
+            for aedat, csv in _pairs(char):
+                found.append((split_name, split, f"{alphabet.name}/{char.name}", aedat, csv))
 
     classes = ascii_sorted(sorted({cls for _, _, cls, _, _ in found}))
     label_of = {c: i for i, c in enumerate(classes)}

@@ -27,6 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tmkt_data.layouts.base import train_test_folders, visible_dirs
 from tmkt_data.rgb import (
     IMAGE_EXTENSIONS,
     RGB_SOURCES,
@@ -42,12 +43,6 @@ from tmkt_data.splits import per_class_split
 _EXPECT = "<class>/**/<image>.png|jpg|jpeg|bmp (or train/<class>/... and test/<class>/...)"
 
 
-def _visible_dirs(folder: Path) -> list[Path]:
-    return sorted(
-        (e for e in folder.iterdir() if e.is_dir() and not e.name.startswith(".")), key=lambda p: p.name
-    )
-
-
 def _images(folder: Path) -> list[Path]:
     """Image files below ``folder`` (recursive, hidden entries skipped), sorted by relative path."""
     out = []
@@ -60,13 +55,6 @@ def _images(folder: Path) -> list[Path]:
     return sorted(out, key=lambda p: p.relative_to(folder).as_posix())
 
 
-def _split_folders(root: Path) -> dict[str, Path] | None:
-    by_name = {d.name.lower(): d for d in _visible_dirs(root)}
-    if "train" in by_name and "test" in by_name:
-        return {"train": by_name["train"], "test": by_name["test"]}
-    return None
-
-
 @RGB_SOURCES.register("imagefolder")
 def load(root: str | Path | None, *, train_ratio: float = 1.0, **options: Any) -> RGBSet:
     """Index a class-per-folder image tree (decoded lazily; see the module docstring)."""
@@ -74,17 +62,17 @@ def load(root: str | Path | None, *, train_ratio: float = 1.0, **options: Any) -
     ratio = check_ratio("imagefolder", train_ratio)
     base = require_root("imagefolder", root)
     rows: list[tuple[str, str, Path]] = []  # (split, class, path)
-    splits = _split_folders(base)
+    splits = train_test_folders(base)
     if splits is not None:
         for sp, folder in splits.items():
-            for cdir in _visible_dirs(folder):
+            for cdir in visible_dirs(folder):
                 imgs = _images(cdir)
                 if not imgs:
                     raise RGBError(f"{cdir}: class folder has no images, expected {_EXPECT}")
                 rows += [(sp, cdir.name, p) for p in imgs]
         split_info: dict[str, Any] = {"kind": "official", "train": "train/", "test": "test/"}
     else:
-        for cdir in _visible_dirs(base):
+        for cdir in visible_dirs(base):
             imgs = _images(cdir)
             if not imgs:
                 raise RGBError(f"{cdir}: class folder has no images, expected {_EXPECT}")

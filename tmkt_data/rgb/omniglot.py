@@ -27,18 +27,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tmkt_data.layouts.nomniglot import DRAWERS_TRAIN_RATIO
+from tmkt_data.layouts.nomniglot import DRAWERS_TRAIN_RATIO, alphabet_characters
 from tmkt_data.rgb import RGB_SOURCES, ImageFiles, RGBError, RGBSet, no_options, require_root
 from tmkt_data.splits import split_within_groups
 
 SPLIT_FOLDERS = (("images_background", "train"), ("images_evaluation", "test"))
 _EXPECT = "Omniglot images_background/<alphabet>/characterNN/*.png (same under images_evaluation)"
-
-
-def _dirs(folder: Path) -> list[Path]:
-    return sorted(
-        (e for e in folder.iterdir() if e.is_dir() and not e.name.startswith(".")), key=lambda p: p.name
-    )
 
 
 def _base(root: Path) -> Path:
@@ -58,23 +52,16 @@ def load(root: str | Path | None, split: str = "official", **options: Any) -> RG
     base = _base(require_root("omniglot", root))
     found: list[tuple[str, str, Path]] = []
     for folder, sp in SPLIT_FOLDERS:
-        alphabets = _dirs(base / folder)
-        if not alphabets:
-            raise RGBError(f"{base / folder}: no alphabet folders, expected {_EXPECT}")
-        for alphabet in alphabets:
-            chars = _dirs(alphabet)
-            if not chars:
-                raise RGBError(f"{alphabet}: alphabet folder has no character folders, expected {_EXPECT}")
-            for char in chars:
-                pngs = sorted(
-                    e.name
-                    for e in char.iterdir()
-                    if e.is_file() and not e.name.startswith(".") and e.suffix.lower() == ".png"
-                )
-                if not pngs:
-                    raise RGBError(f"{char}: character folder has no .png images, expected {_EXPECT}")
-                for name in pngs:
-                    found.append((sp, f"{alphabet.name}/{char.name}", char / name))
+        for alphabet, char in alphabet_characters(base / folder, RGBError, _EXPECT):
+            pngs = sorted(
+                e.name
+                for e in char.iterdir()
+                if e.is_file() and not e.name.startswith(".") and e.suffix.lower() == ".png"
+            )
+            if not pngs:
+                raise RGBError(f"{char}: character folder has no .png images, expected {_EXPECT}")
+            for name in pngs:
+                found.append((sp, f"{alphabet.name}/{char.name}", char / name))
     if split == "drawers":  # found is in folder, character and name order
         drawers = split_within_groups([cls for _, cls, _ in found], DRAWERS_TRAIN_RATIO)
         found = [(sp, cls, path) for sp, (_, cls, path) in zip(drawers, found, strict=True)]

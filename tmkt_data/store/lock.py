@@ -105,42 +105,18 @@ def hold_lock(
             yield held
         return
     lock.parent.mkdir(parents=True, exist_ok=True)
-    me = {
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-        "action": action,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    for _attempt in range(3):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            holder = _holder(lock)
-            if holder is not None:
-                raise error(
-                    f"{what}: in use by '{holder.get('action')}' (pid {holder.get('pid')} on "
-                    f"{holder.get('host')}, since {holder.get('started')}); wait for it to finish, "
-                    f"or delete {lock} if that run is gone"
-                ) from None
-            try:  # stale: its process is gone
-                lock.unlink()
-            except FileNotFoundError:
-                pass
-            continue
+    me = _me(action)
+
+    def create() -> None:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         with os.fdopen(fd, "w") as fh:
             fh.write(json.dumps(me))
-        break
-    else:  # pragma: no cover - three stale locks in a row means another writer keeps racing us
-        raise error(f"{what}: could not take {lock}; another process keeps creating it")
+
+    _take(lock, what, error, create, _holder)
     try:
         yield lock
     finally:
-        try:
-            info = json.loads(lock.read_text())
-            if info.get("pid") == me["pid"] and info.get("host") == me["host"]:
-                lock.unlink()
-        except (OSError, ValueError):
-            pass
+        _release(lock, me)
 
 
 def _me(action: str) -> dict[str, Any]:
@@ -158,6 +134,40 @@ def _locked(error: type[Exception], what: str, holder: dict[str, Any], lock: Any
         f"{holder.get('host')}, since {holder.get('started')}); wait for it to finish, "
         f"or delete {lock} if that run is gone"
     )
+
+
+def _take(
+    lock: Path | RemotePath,
+    what: str,
+    error: type[Exception],
+    create: Callable[[], None],
+    holder: Callable[[Any], dict[str, Any] | None],
+) -> None:
+    """Create the lock with ``create`` (``FileExistsError`` when it exists), for a local file and an
+    object alike: a live holder is refused with ``error``, a stale lock (``holder`` None) is removed
+    and the lock tried again, three times at most."""
+    for _attempt in range(3):
+        try:
+            create()
+        except FileExistsError:
+            found = holder(lock)
+            if found is not None:
+                raise _locked(error, what, found, lock) from None
+            lock.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        break
+    else:  # pragma: no cover - three stale locks in a row means another writer keeps racing us
+        raise error(f"{what}: could not take {lock}; another process keeps creating it")
+
+
+def _release(lock: Path | RemotePath, me: dict[str, Any]) -> None:
+    """Remove the lock when it still names this process (one taken over meanwhile is left)."""
+    try:
+        info = json.loads(lock.read_bytes())
+        if info.get("pid") == me["pid"] and info.get("host") == me["host"]:
+            lock.unlink(missing_ok=True)
+    except (OSError, ValueError, StoreError):
+        pass
 
 
 def _remote_holder(lock: RemotePath) -> dict[str, Any] | None:
@@ -182,18 +192,7 @@ def _hold_remote_lock(
     """:func:`hold_lock` on object storage: a conditional create instead of ``O_EXCL``."""
     me = _me(action)
     blob = json.dumps(me).encode()
-    for _attempt in range(3):
-        try:
-            lock.create(blob)
-        except FileExistsError:
-            holder = _remote_holder(lock)
-            if holder is not None:
-                raise _locked(error, what, holder, lock) from None
-            lock.unlink(missing_ok=True)  # stale: its process is gone
-            continue
-        break
-    else:  # pragma: no cover - another writer keeps racing us
-        raise error(f"{what}: could not take {lock}; another process keeps creating it")
+    _take(lock, what, error, lambda: lock.create(blob), _remote_holder)
     try:
         lock.create(blob)  # must be refused now, or the server ignores conditional writes
     except FileExistsError:
@@ -207,12 +206,7 @@ def _hold_remote_lock(
     try:
         yield lock
     finally:
-        try:
-            info = json.loads(lock.read_bytes())
-            if info.get("pid") == me["pid"] and info.get("host") == me["host"]:
-                lock.unlink(missing_ok=True)
-        except (OSError, ValueError, StoreError):
-            pass
+        _release(lock, me)
 
 
 def holds_store_lock(action: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
