@@ -3,7 +3,7 @@
 One command runs the whole study on a pipeline recipe (default: the transfer benchmark
 ``pipelines/transfer.toml``, which needs no download) and writes the page and its plots::
 
-    python benchmarks/run_results.py                      # search, main, ablation, scarcity, report
+    python benchmarks/run_results.py                      # search, main, ablation, variant, scarcity, report
     python benchmarks/run_results.py --stages search      # only the learning-rate search
     python benchmarks/run_results.py --report-only        # rewrite the page from finished runs
 
@@ -18,8 +18,9 @@ Stages (finished runs are skipped, so an interrupted study resumes):
 * ``variant``: a ``tmkt`` variant treated as a method of its own (``SEARCHED``): the same
   learning-rate grid and search seed as the four methods, chosen on validation, then every
   recipe seed, so it can be compared with them on equal terms.
-* ``scarcity``: ``scratch`` and ``tmkt`` (``--scarcity-arms``: any method or searched
-  variant) at other numbers of event training samples per class, each a copy of the store paired again (nested selections), with the number of
+* ``scarcity``: ``scratch``, ``tmkt``, ``finetune`` and the searched variants (after the
+  ``variant`` stage; ``--scarcity-arms`` to choose) at other numbers of event training samples
+  per class, each a copy of the store paired again (nested selections), with the number of
   passes per epoch scaled so every point gets the main runs' optimizer-step budget.
 
 Test accuracy is always read at the best-validation epoch. Results: the study folder's
@@ -272,14 +273,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipe", default=str(ROOT / "pipelines" / "transfer.toml"))
     ap.add_argument("--work", help="Study folder (default: the recipe's [pipeline] out).")
-    ap.add_argument("--stages", default="search,main,scarcity,ablation,variant,report")
+    ap.add_argument("--stages", default="search,main,ablation,variant,scarcity,report")
     ap.add_argument("--jobs", type=int, help="Training runs at a time (default: the recipe's).")
     ap.add_argument("--lr-grid", type=float, nargs="+", default=[0.001, 0.003, 0.01, 0.03, 0.1])
     ap.add_argument("--search-seed", type=int, default=0)
     ap.add_argument("--ablation-seeds", type=int, default=3, help="The first N of the recipe's seeds.")
     ap.add_argument("--scarcity-seeds", type=int, default=3, help="The first N of the recipe's seeds.")
     ap.add_argument("--per-class", type=int, nargs="+", default=[1, 2, 5, 10, 25])
-    ap.add_argument("--scarcity-arms", nargs="+", default=["scratch", "tmkt"],
+    ap.add_argument("--scarcity-arms", nargs="+", default=["scratch", "tmkt", "finetune", *SEARCHED],
                     choices=[*METHODS, *SEARCHED], help="Methods and variants of the scarcity stage.")  # fmt: skip
     ap.add_argument(
         "--variants", nargs="+", choices=list(ABLATIONS), help="Only these ablations (default: all)."
@@ -298,12 +299,12 @@ def main() -> None:
             check_recipe(st, stage_search(st, pairing_id))
         if "main" in stages:
             stage_main(st)
-        if "scarcity" in stages:
-            stage_scarcity(st)
         if "ablation" in stages:
             stage_ablation(st, pairing_id)
         if "variant" in stages:
             stage_variant(st, pairing_id)
+        if "scarcity" in stages:  # after variant: its arms include the searched variants
+            stage_scarcity(st)
     if "report" in stages:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from results_report import write_report
