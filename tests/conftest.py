@@ -193,6 +193,17 @@ def paired_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return store
 
 
+def set_store_attrs(store: Path, **attrs) -> None:
+    """Set root attributes of ``store`` as tmkt writes them: the root ``zarr.json`` and its recorded
+    crc32c (a plain-zarr edit of the attributes reads as damage)."""
+    import json
+
+    from tmkt_data.store import write_root_attrs
+
+    doc = json.loads((store / "zarr.json").read_bytes())
+    write_root_attrs(store, {**doc["attributes"], **attrs}, doc=doc)
+
+
 def cfg_for(store: Path, out: Path, **kw):
     """A quick training config (demo model, 2 epochs, batch 16, no workers) for ``store``."""
     from tmkt_train.config import make_config

@@ -2,12 +2,14 @@
 checked when read; ``verify`` checks every file; re-running ``convert`` / ``pair`` repairs exactly
 what is damaged. One test per failure of issue 12 (a flipped byte in a frames shard, a deleted
 shard, labels rewritten with zarr, a flipped byte in rgb/, pairs/ and the per-sample arrays,
-convert re-run on a damaged store), a store written before checksums, and a seeded fuzz test."""
+convert re-run on a damaged store), a store written before checksums, a damaged root ``zarr.json``
+(the store's attributes) and ``frames/zarr.json``, and a seeded fuzz test."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,7 +21,7 @@ from typer.testing import CliRunner
 
 from tmkt_data import FrameDataset
 from tmkt_data.cli import app as data_app
-from tmkt_data.convert import ConvertOptions, convert
+from tmkt_data.convert import ConvertError, ConvertOptions, convert
 from tmkt_data.pairing import pair_store, read_pairs
 from tmkt_data.store import StoreError, open_store, read_record, shard_file, unchecked_parts, verify_store
 from tmkt_data.store.records import encode_record, record_path
@@ -275,8 +277,6 @@ def test_store_written_before_checksums_reads_once_warned_verifies_and_gains_the
     with pytest.warns(UserWarning, match="written without checksums"):
         ds = FrameDataset(store, "train", rgb=True)
     ds[0]
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # said once per store and process
         FrameDataset(store, "test")
@@ -292,9 +292,125 @@ def test_store_written_before_checksums_reads_once_warned_verifies_and_gains_the
     assert "chunk_crc32c" in read_record(store, 0)
 
 
+# ------------------------------------------------------------ the root zarr.json (the store's attributes)
+
+
+def flip_value(store: Path, name: str, mask: int = 0x01) -> None:
+    """Flip one byte inside the value of root attribute ``name`` (for ``classes``: inside the class name
+    ``"3"``), keeping ``zarr.json`` valid JSON: what plain zarr reads without a word."""
+    root = store / "zarr.json"
+    text = root.read_bytes()
+    at = text.index(f'"{name}": '.encode()) + len(f'"{name}": ')
+    at = text.index(b'"3"', at) + 1 if name == "classes" else at + (text[at : at + 1] == b'"')
+    flipped = text[:at] + bytes([text[at] ^ mask]) + text[at + 1 :]
+    assert json.loads(flipped) != json.loads(text)
+    root.write_bytes(flipped)
+
+
+def same_attrs(a: Path, b: Path) -> bool:
+    """The two stores' root attributes are equal, but for when and how fast each was written."""
+    drop = ("created", "conversion_seconds")
+    x, y = (dict(zarr.open_group(str(p), mode="r").attrs) for p in (a, b))
+    return {k: v for k, v in x.items() if k not in drop} == {k: v for k, v in y.items() if k not in drop}
+
+
+@pytest.mark.parametrize(
+    "name", ["classes", "params_hash", "format", "format_version", "n_samples", "status"]
+)
+def test_flipped_byte_in_the_store_attributes_is_caught_and_convert_rebuilds_them(
+    store: Path, pristine: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """Before: the root zarr.json had no checksum; a class name "3" read as "2" without a word (fit
+    and evaluate then named the classes wrong), and convert again kept the damaged attributes."""
+    tree, clean = pristine
+    flip_value(store, name)
+    assert not same_attrs(store, clean)  # plain zarr reads the damaged attributes silently
+    problems = verify_store(store)
+    assert len(problems) == 1 and "store attributes: file zarr.json crc32c mismatch" in problems[0], problems
+    assert "re-run the same `tmkt-data convert` command" in problems[0]
+    res = runner.invoke(data_app, ["verify", str(store)])
+    assert res.exit_code == 1 and f"{store}: store attributes: file zarr.json crc32c mismatch" in res.stderr
+    for read in (lambda: open_store(store), lambda: FrameDataset(store, "split:train")):
+        with pytest.raises(StoreError) as err:
+            read()
+        message = str(err.value)
+        assert "\n" not in message and message.startswith(f"{store / 'zarr.json'}: checksum mismatch"), (
+            message
+        )
+        assert f"run `tmkt-data verify {store}`" in message
+    fit_refuses(store, tmp_path / "run", store / "zarr.json", monkeypatch, clean)
+    before = {k: shard_file(store, k).stat().st_mtime_ns for k in range(5)}
+    args = ["convert", "nmnist", str(tree), str(store), "--frames", "3", "--size", "16",
+            "--shard-samples", "16"]  # fmt: skip
+    res = runner.invoke(data_app, args)  # the same command: rebuilds the attributes, keeps every shard
+    assert res.exit_code == 0, res.output
+    assert "5 already done)" in res.stdout and "zarr.json (the store's attributes)" in res.stderr, res.output
+    assert {k: shard_file(store, k).stat().st_mtime_ns for k in range(5)} == before
+    assert verify_store(store) == [] and same_attrs(store, clean)
+    assert runner.invoke(data_app, ["verify", str(store)]).exit_code == 0
+    assert len(read_pairs(store).dvs["val"]) > 0  # rgb/ and pairs/ kept, and they still match the store
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert list(open_store(store).attrs["classes"]) == [str(d) for d in range(10)]
+
+
+def test_flipped_byte_in_the_frames_metadata_is_written_again_by_convert(
+    store: Path, pristine: tuple[Path, Path]
+) -> None:
+    """Before: convert again recorded the crc32c of the damaged ``frames/zarr.json`` (verify then said
+    ok) instead of writing it again."""
+    meta = store / "frames" / "zarr.json"
+    text = meta.read_bytes()
+    at = text.index(b'"fill_value": ') + len(b'"fill_value": ')
+    meta.write_bytes(text[:at] + b"1" + text[at + 1 :])  # fill value 0 -> 1: still JSON
+    problems = verify_store(store)
+    assert len(problems) == 1 and "file frames/zarr.json crc32c mismatch" in problems[0], problems
+    with pytest.raises(StoreError, match="frames/zarr.json: checksum mismatch"):
+        open_store(store)["frames"]
+    res = convert("nmnist", pristine[0], store, OPTS)
+    assert res.rebuilt == ["file frames/zarr.json crc32c mismatch, written again"]
+    assert res.shards_done_before == 5 and not res.repaired
+    assert meta.read_bytes() == (pristine[1] / "frames" / "zarr.json").read_bytes()
+    assert verify_store(store) == []
+
+
+def test_damaged_attributes_of_a_store_made_otherwise_need_overwrite(
+    store: Path, pristine: tuple[Path, Path]
+) -> None:
+    """A damaged root cannot say what the store was made with; convert with other parameters does not
+    guess: it refuses as for any store made otherwise, and --overwrite replaces it."""
+    flip_value(store, "classes")
+    other = ConvertOptions(frames=4, size=(16, 16), shard_samples=16)
+    with pytest.raises(ConvertError, match=r"zarr.json: damaged \(crc32c mismatch\).*use --overwrite"):
+        convert("nmnist", pristine[0], store, other)
+    assert verify_store(store) != []  # left as it was
+    res = convert("nmnist", pristine[0], store, other, overwrite=True)
+    assert res.shards_done_before == 0 and verify_store(store) == []
+    assert open_store(store).attrs["frame_shape"][0] == 4
+
+
+def test_store_written_before_the_root_checksum_reads_as_before_and_gains_it(
+    store: Path, pristine: tuple[Path, Path]
+) -> None:
+    meta = json.loads((store / "_tmkt" / "zarr.json").read_text())
+    del meta["attributes"]["checksums"]["root"]  # what tmkt wrote before the root had a checksum
+    (store / "_tmkt" / "zarr.json").write_text(json.dumps(meta))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no new warning: the rest of the store is checked as before
+        assert list(open_store(store).attrs["classes"]) == [str(d) for d in range(10)]
+        FrameDataset(store, "split:train")[0]
+    assert unchecked_parts(store) == [] and verify_store(store) == []
+    res = runner.invoke(data_app, ["verify", str(store)])
+    assert res.exit_code == 0 and res.stdout.strip() == f"{store}: ok"
+    convert("nmnist", pristine[0], store, OPTS)  # the same command again records it
+    assert "root" in json.loads((store / "_tmkt" / "zarr.json").read_text())["attributes"]["checksums"]
+    flip_value(store, "classes")
+    assert any("zarr.json crc32c mismatch" in p for p in verify_store(store))
+
+
 # ------------------------------------------------------------ fuzz
 
-FIT_READS = ("frames/", "labels/", "valid/", "split/", "rgb/images/", "rgb/labels/", "rgb/split/",
+FIT_READS = ("zarr.json", "frames/", "labels/", "valid/", "split/", "rgb/images/", "rgb/labels/", "rgb/split/",
              "rgb/source_ids/", "pairs/")  # fmt: skip
 CATEGORIES = (
     ("frames/",),
@@ -303,11 +419,15 @@ CATEGORIES = (
     ("rgb/images/",),
     ("rgb/labels/", "rgb/split/", "rgb/source_ids/", "rgb/source_labels/"),
     ("pairs/",),
+    ("zarr.json",),  # the store's attributes
 )
 
 
 def chunk_files(store: Path, prefixes: tuple[str, ...]) -> list[str]:
-    """Data files (not metadata) of the store below ``prefixes``, sorted."""
+    """Data files (not metadata) of the store below ``prefixes``, sorted; the root ``zarr.json`` when
+    ``prefixes`` names it."""
+    if prefixes == ("zarr.json",):
+        return ["zarr.json"]
     out = []
     for f in sorted(store.rglob("*")):
         rel = f.relative_to(store).as_posix()
@@ -316,19 +436,44 @@ def chunk_files(store: Path, prefixes: tuple[str, ...]) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("seed", range(8))
+def flip_still_json(path: Path, rng: np.random.Generator) -> None:
+    """Flip a random byte of a JSON file with a random mask, drawn again until the file still parses
+    to another document (a flip that breaks the JSON is refused as unreadable anyway): what plain
+    zarr would read without a word."""
+    data = path.read_bytes()
+    doc = json.loads(data)
+    while True:
+        i, mask = int(rng.integers(len(data))), int(rng.integers(1, 256))
+        flipped = data[:i] + bytes([data[i] ^ mask]) + data[i + 1 :]
+        try:
+            if json.loads(flipped) != doc:
+                break
+        except ValueError:
+            continue
+    path.write_bytes(flipped)
+
+
+@pytest.mark.parametrize("seed", range(14))
 def test_fuzz_a_flipped_byte_anywhere_is_caught(
     store: Path, pristine: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
 ) -> None:
-    """A random byte of a random file (frames shards, per-sample array chunks, rgb/ and pairs/ chunks):
-    ``verify`` exits 1 naming the file; a one-epoch fit that reads the file stops with one line
-    before any step uses a damaged sample (every batch served equals the clean store's)."""
+    """A random byte of a random file (frames shards, per-sample array chunks, rgb/ and pairs/ chunks,
+    the root ``zarr.json``: a flip that keeps it valid JSON): ``verify`` exits 1 naming the file; a
+    one-epoch fit that reads the file stops with one line before any step uses a damaged sample
+    (every batch served equals the clean store's). The root's damage is repaired by running the same
+    ``convert`` again, whatever attribute the flip hit."""
     rng = np.random.default_rng([seed, 12])
     files = chunk_files(store, CATEGORIES[seed % len(CATEGORIES)])
     rel = files[int(rng.integers(len(files)))]
-    size = (store / rel).stat().st_size
-    flip(store / rel, int(rng.integers(size)), int(rng.integers(1, 256)))
+    if rel == "zarr.json":
+        flip_still_json(store / rel, rng)
+    else:
+        size = (store / rel).stat().st_size
+        flip(store / rel, int(rng.integers(size)), int(rng.integers(1, 256)))
     res = runner.invoke(data_app, ["verify", str(store)])
     assert res.exit_code == 1 and rel in res.stderr, (rel, res.output)
     if rel.startswith(FIT_READS):
         fit_refuses(store, tmp_path / "run", store / rel, monkeypatch, pristine[1])
+    if rel == "zarr.json":
+        assert convert("nmnist", pristine[0], store, OPTS).rebuilt
+        assert verify_store(store) == [] and same_attrs(store, pristine[1])

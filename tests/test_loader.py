@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import zarr
+from conftest import set_store_attrs
 from torch.utils.data import DataLoader
 
 from tmkt_data.convert import ConvertOptions, convert
@@ -369,7 +370,7 @@ def test_errors(store: Path, tmp_path: Path) -> None:
         list(ds)
     with pytest.raises(StoreError, match="checksum"):  # a DataLoader worker re-raises it as StoreError
         list(DataLoader(ds, batch_size=None, num_workers=1))
-    zarr.open_group(str(copy), mode="r+").attrs["status"] = "in_progress"
+    set_store_attrs(copy, status="in_progress")
     with pytest.raises(StoreError, match="did not finish"):
         open_store(copy)
     with pytest.raises(StoreError, match="did not finish"):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import typer
 import zarr
-from conftest import make_nmnist_tree
+from conftest import make_nmnist_tree, set_store_attrs
 from PIL import Image, ImageDraw
 from scipy import ndimage
 from test_rgb import write_images, write_mnist
@@ -329,7 +329,7 @@ def test_read_pairs_rechecks_labels(store: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_synthetic_flag_recorded(store: Path) -> None:
-    zarr.open_group(str(store), mode="r+").attrs["synthetic"] = True
+    set_store_attrs(store, synthetic=True)
     rep = pair_store(store, "digits", None)
     assert rep.synthetic and any("synthetic" in w for w in rep.warnings)
     assert read_pairs(store).attrs["synthetic"] is True
@@ -645,9 +645,8 @@ def test_synthetic_instance_partners_and_other_source(sstore: Path, synth_store:
     assert rep.pool_excluded == 50
 
     # simulated from another source: no link (a warning), nothing excluded, --instance refused
-    g = zarr.open_group(str(sstore), mode="r+")
-    sm = dict(g.attrs["source_metadata"])
-    g.attrs["source_metadata"] = {**sm, "source": {"kind": "mnist"}}
+    sm = dict(zarr.open_group(str(sstore), mode="r").attrs["source_metadata"])
+    set_store_attrs(sstore, source_metadata={**sm, "source": {"kind": "mnist"}})
     other = pair_store(sstore, "digits", None, val_fraction=0.3)
     assert other.instance_rule is None and other.eval_source_images is None and other.pool_excluded == 0
     assert any("simulated from 'mnist' images, not 'digits'" in w for w in other.warnings)

@@ -2,7 +2,7 @@
 ``fit`` -> ``verify``, all on ``s3://bucket/store.zarr``, against a local S3-compatible server
 (moto's threaded server on 127.0.0.1, started and stopped here) through s3fs; the frames equal a local
 conversion of the same tree byte for byte. Also: a damaged object is named by ``verify`` and refused
-by ``fit``, and running ``convert`` again repairs it; the lock object; the user mistakes (bad URL,
+by ``fit``, and running ``convert`` again repairs it (a damaged root ``zarr.json`` too); the lock object; the user mistakes (bad URL,
 missing bucket, no credentials, unreachable endpoint) as one line and exit code 2. Nothing leaves
 127.0.0.1.
 """
@@ -195,6 +195,19 @@ def test_s3_damaged_object_is_named_refused_and_repaired(
     assert res.exit_code == 0, res.output
     assert "4 already done, 1 damaged and converted again" in res.output, res.output
     assert runner.invoke(app, ["verify", url]).exit_code == 0  # rgb/ and pairs/ were kept
+
+    root = f"{BUCKET}/damaged.zarr/zarr.json"  # the store's attributes: a class name "3" read as "2"
+    text = s3.fs.cat_file(root)
+    at = text.index(b'"3"', text.index(b'"classes"')) + 1
+    s3.fs.pipe_file(root, text[:at] + b"2" + text[at + 1 :])
+    res = runner.invoke(app, ["verify", url])
+    assert res.exit_code == 1 and f"{url}: store attributes: file zarr.json crc32c mismatch" in res.stderr
+    with pytest.raises(StoreError, match="zarr.json: checksum mismatch"):
+        open_store(url)
+    res = runner.invoke(app, ["convert", "nmnist", str(raw), url, *CONVERT])  # rebuilds the attributes
+    assert res.exit_code == 0 and "5 already done)" in res.output, res.output
+    assert runner.invoke(app, ["verify", url]).exit_code == 0
+    assert list(open_store(url).attrs["classes"]) == [str(d) for d in range(10)]
 
 
 def test_s3_lock_object_keeps_a_second_writer_out(s3: SimpleNamespace, raw: Path) -> None:

@@ -274,7 +274,7 @@ def _print_convert_summary(result) -> None:
         + (f", {len(result.repaired)} damaged and converted again" if result.repaired else "")
         + f"), time {result.seconds:.1f} s"
     )
-    for line in result.repaired:
+    for line in [*result.rebuilt, *result.repaired]:
         print_error(f"{result.store}: {line}", label="repaired", style="yellow")
     if result.failures:
         fail = Table(title=f"{len(result.failures)} failed files", title_style="red")

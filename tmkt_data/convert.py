@@ -37,9 +37,13 @@ from tmkt_data.store import (
     file_sha256,
     finalize_store,
     is_store,
+    made_as,
     open_store,
     params_hash,
+    rebuild_root,
     remove_store,
+    repair_frames_metadata,
+    root_damaged,
     sample_row,
     store_lock,
     write_shard,
@@ -328,13 +332,17 @@ class ConvertResult:
     failures: list[dict[str, str]]
     #: shards whose record or file was damaged or missing (one line each), converted again
     repaired: list[str] = field(default_factory=list)
+    #: metadata found damaged and written again from the parameters (one line each: the root
+    #: ``zarr.json``, ``frames/zarr.json``)
+    rebuilt: list[str] = field(default_factory=list)
 
 
 def prepare_store(
     index: DatasetIndex, out: Path, options: ConvertOptions, *, overwrite: bool
-) -> tuple[StoreGeometry, str, set[int], dict[int, str]]:
+) -> tuple[StoreGeometry, str, set[int], dict[int, str], list[str]]:
     """Create the store or check an existing one; returns its geometry, key, the finished shards
-    (record and file intact) and the damaged ones (what is wrong), which are converted again."""
+    (record and file intact), the damaged ones (what is wrong), which are converted again, and the
+    metadata written again (one line each: a damaged root ``zarr.json`` or ``frames/zarr.json``)."""
     params = store_params(index, options)
     sample_list_hash = index_hash(index)
     key = params_hash({"params": params, "index": sample_list_hash})
@@ -344,28 +352,6 @@ def prepare_store(
         len(index.samples), shape, np.dtype(dtype).itemsize
     )
     geo = StoreGeometry(len(index.samples), shape, dtype, shard)
-    if out.exists():
-        if not is_store(out):
-            if out.is_dir() and not any(out.iterdir()):
-                out.rmdir()
-            else:
-                raise ConvertError(f"{out}: exists and is not a tmkt store; choose another output path")
-        else:
-            group = open_store(out, require_complete=False)
-            same = group.attrs.get("params_hash") == key and group.attrs.get("shard_samples") == shard
-            if same:
-                checked = check_shards(out, geo.n_shards, key, upgrade=True)
-                return geo, key, checked.done, checked.damaged
-            if not overwrite:
-                old = group.attrs.get("params", {}).get("conversion", {})
-                raise ConvertError(
-                    f"{out}: holds frames made with other parameters or another sample list "
-                    f"(stored frames={old.get('frames')}, split_by={old.get('split_by')}, "
-                    f"remainder={old.get('remainder')}, size={old.get('size')}, "
-                    f"filters={old.get('filters', [])}); "
-                    "use --overwrite to replace it or choose another path"
-                )
-            remove_store(out)
     attrs = {
         "dataset": index.dataset,
         "classes": list(index.classes),
@@ -379,8 +365,43 @@ def prepare_store(
     if "source_metadata" in index.notes:
         attrs["source_metadata"] = index.notes["source_metadata"]
         attrs["synthetic"] = bool(index.notes["source_metadata"].get("synthetic", False))
+    if out.exists():
+        if not is_store(out):
+            if out.is_dir() and not any(out.iterdir()):
+                out.rmdir()
+            else:
+                raise ConvertError(f"{out}: exists and is not a tmkt store; choose another output path")
+        elif root_damaged(out):  # the attributes cannot be trusted: the frames array and the records decide
+            if made_as(out, geo, key):
+                rebuild_root(out, geo, attrs)
+                checked = check_shards(out, geo.n_shards, key, upgrade=True)
+                rebuilt = ["file zarr.json (the store's attributes) crc32c mismatch, rebuilt"]
+                return geo, key, checked.done, checked.damaged, rebuilt
+            if not overwrite:
+                raise ConvertError(
+                    f"{out}/zarr.json: damaged (crc32c mismatch), and the store's frames or records were "
+                    "made with other parameters or another sample list; "
+                    "use --overwrite to replace it or choose another path"
+                )
+            remove_store(out)
+        else:
+            group = open_store(out, require_complete=False)
+            same = group.attrs.get("params_hash") == key and group.attrs.get("shard_samples") == shard
+            if same:
+                checked = check_shards(out, geo.n_shards, key, upgrade=True)
+                return geo, key, checked.done, checked.damaged, repair_frames_metadata(out, geo)
+            if not overwrite:
+                old = group.attrs.get("params", {}).get("conversion", {})
+                raise ConvertError(
+                    f"{out}: holds frames made with other parameters or another sample list "
+                    f"(stored frames={old.get('frames')}, split_by={old.get('split_by')}, "
+                    f"remainder={old.get('remainder')}, size={old.get('size')}, "
+                    f"filters={old.get('filters', [])}); "
+                    "use --overwrite to replace it or choose another path"
+                )
+            remove_store(out)
     create_store(out, geo, attrs)
-    return geo, key, set(), {}
+    return geo, key, set(), {}, []
 
 
 def run_shards(
@@ -498,7 +519,7 @@ def convert(
     filtered_sensor_size(options.event_filters(), index.sensor_size)  # a crop must fit the sensor
     out = store_location(out).resolve()
     with _writing(out), store_lock(out, "tmkt-data convert"):  # one writer at a time
-        geo, key, done, damaged = prepare_store(index, out, options, overwrite=overwrite)
+        geo, key, done, damaged, rebuilt = prepare_store(index, out, options, overwrite=overwrite)
         index_light = replace(index, samples=[])
         jobs = []
         for k in range(geo.n_shards):
@@ -541,6 +562,7 @@ def convert(
             seconds=time.perf_counter() - t0,
             failures=failures,
             repaired=[damaged[k] for k in sorted(damaged)],
+            rebuilt=rebuilt,
         )
 
 

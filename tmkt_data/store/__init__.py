@@ -29,6 +29,7 @@ from tmkt_data.store.arrays import (
     sample_row,
     write_sample_array,
 )
+from tmkt_data.store.checksums import root_damaged
 from tmkt_data.store.core import (
     STORE_FORMAT,
     STORE_FORMAT_VERSION,
@@ -45,9 +46,12 @@ from tmkt_data.store.frames import (
     create_store,
     encode_shard,
     frames_compressor,
+    frames_metadata,
     geometry_of,
     open_store,
+    rebuild_root,
     shard_file,
+    write_root_attrs,
     write_shard,
 )
 from tmkt_data.store.groups import GroupsWriter, StoreView, read_group_attrs, rgb_chunk, rgb_compressor
@@ -55,7 +59,15 @@ from tmkt_data.store.info import dir_bytes, store_summary
 from tmkt_data.store.location import RemotePath, is_url, store_location
 from tmkt_data.store.lock import StoreLockedError, hold_lock, holds_store_lock, lock_path, store_lock
 from tmkt_data.store.records import completed_shards, read_record, record_path
-from tmkt_data.store.verify import ShardCheck, check_shards, unchecked_parts, verify_groups, verify_store
+from tmkt_data.store.verify import (
+    ShardCheck,
+    check_shards,
+    made_as,
+    repair_frames_metadata,
+    unchecked_parts,
+    verify_groups,
+    verify_store,
+)
 
 __all__ = [
     "SAMPLE_FIELDS",
@@ -78,20 +90,25 @@ __all__ = [
     "file_sha256",
     "finalize_store",
     "frames_compressor",
+    "frames_metadata",
     "geometry_of",
     "hold_lock",
     "holds_store_lock",
     "is_store",
     "is_url",
     "lock_path",
+    "made_as",
     "open_store",
     "params_hash",
     "read_group_attrs",
     "read_record",
+    "rebuild_root",
     "record_path",
     "remove_store",
+    "repair_frames_metadata",
     "rgb_chunk",
     "rgb_compressor",
+    "root_damaged",
     "sample_array_files",
     "sample_row",
     "shard_file",
@@ -101,6 +118,7 @@ __all__ = [
     "unchecked_parts",
     "verify_groups",
     "verify_store",
+    "write_root_attrs",
     "write_sample_array",
     "write_shard",
 ]

@@ -2,7 +2,7 @@
 written without zarr-python (byte for byte what it writes; ``tests/test_store.py``), and
 :func:`finalize_store`, which gathers the shard records into them, records the crc32c of each
 array file (``checksums.arrays`` of ``_tmkt``: :mod:`tmkt_data.store.checksums`) and marks the
-store complete.
+store complete (its root ``zarr.json`` and that file's crc32c, ``checksums.root``).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import zarr
 
-from tmkt_data.store.checksums import crc32c, update_manifest
+from tmkt_data.store.checksums import ROOT_META, crc32c
 from tmkt_data.store.core import StoreError, replace_file
-from tmkt_data.store.frames import geometry_of
+from tmkt_data.store.frames import geometry_of, write_root_attrs
 from tmkt_data.store.location import zarr_target
 from tmkt_data.store.records import read_record
 
@@ -107,9 +107,9 @@ def write_sample_array(path: Path, name: str, values: np.ndarray) -> dict[str, i
 
 def finalize_store(path: Path, extra_attrs: dict[str, Any] | None = None) -> zarr.Group:
     """Gather every shard record into the per-sample arrays, record their checksums and mark the
-    store complete."""
-    group = zarr.open_group(zarr_target(path, "r+"), mode="r+", zarr_format=3)
-    geo = geometry_of(group)
+    store complete: the root ``zarr.json`` gets ``extra_attrs``, ``failures`` and ``status =
+    "complete"``, its crc32c recorded (``checksums.root``) with the arrays' before it is written."""
+    geo = geometry_of(zarr.open_group(zarr_target(path, "r"), mode="r", zarr_format=3))
     rows: list[dict[str, Any]] = []
     unchecked = 0  # shards whose record has no checksums (written before them)
     for k in range(geo.n_shards):
@@ -131,13 +131,14 @@ def finalize_store(path: Path, extra_attrs: dict[str, Any] | None = None) -> zar
     sums = {"frames/zarr.json": crc32c((path / "frames" / "zarr.json").read_bytes())}
     for name, values in arrays.items():  # replaces them when finalising again
         sums.update(write_sample_array(path, name, values))
-    update_manifest(path, {"arrays": dict(sorted(sums.items())), "frames_unchecked": unchecked})
     failures = [
         {"sample_id": r["sample_id"], "path": r["source_path"], "reason": r["failure"]}
         for r in rows
         if r.get("failure")
     ]
-    attrs = dict(extra_attrs or {})
-    attrs.update(failures=failures, status="complete")
-    group.attrs.update(attrs)
-    return group
+    doc = json.loads((path / ROOT_META).read_bytes())
+    attrs = {**doc["attributes"], **(extra_attrs or {}), "failures": failures, "status": "complete"}
+    # the root's crc32c is recorded with the arrays', then the root replaced (write_root_attrs)
+    manifest = {"arrays": dict(sorted(sums.items())), "frames_unchecked": unchecked}
+    write_root_attrs(path, attrs, manifest, doc)
+    return zarr.open_group(zarr_target(path, "r+"), mode="r+", zarr_format=3)

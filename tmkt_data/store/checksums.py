@@ -11,10 +11,14 @@ Where they live (``docs/store-format.md``, "Checksums"):
   :func:`tmkt_data.store.finalize_store`), ``{file relative to the store: crc32c}``;
 - ``rgb/`` and ``pairs/``: ``checksums.groups`` of ``_tmkt`` (written by
   :class:`tmkt_data.store.GroupsWriter` before it renames the groups into place),
-  ``{"pairing_id": ..., "files": {file: crc32c}}``.
+  ``{"pairing_id": ..., "files": {file: crc32c}}``;
+- the root ``zarr.json`` (the store's attributes): ``checksums.root`` of ``_tmkt`` (written by
+  :func:`tmkt_data.store.frames.write_root_attrs` just before the file, when the store is
+  finalised or its damaged attributes rebuilt); stores written before it have none and read
+  their attributes unchecked, without a warning.
 
 Reading: :func:`tmkt_data.store.open_store` opens the store on a :class:`CheckedStore`, so every
-file zarr reads (metadata and chunks) is checked against its recorded crc32c; a recorded file
+file zarr reads (the root ``zarr.json``, metadata and chunks) is checked against its recorded crc32c; a recorded file
 that is missing, a mismatch, or an unrecorded file inside a checked array is a
 :class:`~tmkt_data.store.core.StoreError` naming the file and ``tmkt-data verify``.
 :class:`tmkt_data.store.ShardReader` checks each sample's chunk before decoding it. A store
@@ -44,6 +48,7 @@ from tmkt_data.store.records import read_record, record_path
 MANIFEST_ATTR = "checksums"
 ALGORITHM = "crc32c"
 BOOKKEEPING_META = "_tmkt/zarr.json"
+ROOT_META = "zarr.json"  # the store's attributes; its crc32c is ``checksums.root``
 CONVERT_FIX = "re-run the same `tmkt-data convert` command to rewrite it"
 PAIR_FIX = "re-run `tmkt-data pair` (same arguments) to rewrite rgb/ and pairs/"
 
@@ -151,6 +156,8 @@ def expected_files(path: Path, manifest: dict[str, Any] | None) -> tuple[dict[st
     sums: dict[str, int] = {}
     prefixes: list[str] = []
     try:
+        if manifest.get("root") is not None:  # stores written before it: attributes unchecked
+            sums[ROOT_META] = int(manifest["root"])
         arrays = manifest.get("arrays")
         if isinstance(arrays, dict):
             sums.update({str(k): int(v) for k, v in arrays.items()})
@@ -166,8 +173,38 @@ def expected_files(path: Path, manifest: dict[str, Any] | None) -> tuple[dict[st
     return sums, tuple(prefixes)
 
 
+def root_problem(path: Path, manifest: dict[str, Any] | None) -> str | None:
+    """What is wrong with the store's root ``zarr.json`` against its recorded crc32c (``checksums.root``):
+    ``"file zarr.json missing"`` or ``"file zarr.json crc32c mismatch"``; None when it matches or
+    no crc32c was recorded (a store written before it)."""
+    want = (manifest or {}).get("root")
+    if want is None:
+        return None
+    try:
+        got = crc32c((path / ROOT_META).read_bytes())
+    except FileNotFoundError:
+        return f"file {ROOT_META} missing"
+    try:
+        if got == int(want):
+            return None
+    except (TypeError, ValueError):
+        raise damaged(path / BOOKKEEPING_META, "the checksums it records are unreadable", path) from None
+    return f"file {ROOT_META} crc32c mismatch"
+
+
+def root_damaged(path: Path) -> bool:
+    """True when the store's root ``zarr.json`` does not match its recorded crc32c (its attributes
+    cannot be trusted); False when it does or none was recorded."""
+    try:
+        return root_problem(path, read_manifest(path)) is not None
+    except StoreError:  # an unreadable manifest: the root's checksum is unknown
+        return False
+
+
 def unchecked_parts(path: Path, manifest: dict[str, Any] | None) -> list[str]:
-    """What of the store was written without checksums (empty: everything is checked)."""
+    """What of the store was written without checksums (empty: everything is checked). A store
+    whose root ``zarr.json`` has no recorded crc32c (written before it, everything else checked)
+    is not listed: its attributes read unchecked, as they always did, without a warning."""
     if manifest is None or not isinstance(manifest.get("arrays"), dict):
         return ["the whole store"]
     out = []

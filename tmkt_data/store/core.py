@@ -36,7 +36,8 @@ def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
 
 
 def is_store(path: Path) -> bool:
-    """True when ``path`` holds a tmkt store (complete or not)."""
+    """True when ``path`` holds a tmkt store (complete or not): its root ``zarr.json`` names the
+    format, or it is damaged and the store's bookkeeping records its crc32c."""
     meta = path / "zarr.json"
     if not meta.is_file():
         return False
@@ -45,7 +46,22 @@ def is_store(path: Path) -> bool:
     except (OSError, ValueError):
         return False
     attrs = doc.get("attributes") if isinstance(doc, dict) else None
-    return isinstance(attrs, dict) and attrs.get("format") == STORE_FORMAT
+    if isinstance(attrs, dict) and attrs.get("format") == STORE_FORMAT:
+        return True
+    return _root_checksum_recorded(path)
+
+
+def _root_checksum_recorded(path: Path) -> bool:
+    """True when the bookkeeping group ``_tmkt`` records a crc32c of the root ``zarr.json``: a tmkt
+    store whose attributes were damaged where they name the format (reads then report the damage,
+    ``convert`` repairs it, ``--overwrite`` may delete it)."""
+    try:
+        doc = json.loads((path / "_tmkt" / "zarr.json").read_bytes())
+    except (OSError, ValueError):
+        return False
+    attrs = doc.get("attributes") if isinstance(doc, dict) else None
+    sums = attrs.get("checksums") if isinstance(attrs, dict) else None
+    return isinstance(sums, dict) and sums.get("root") is not None
 
 
 def damaged_metadata(path: Path, *, members: bool = False) -> str | None:

@@ -35,12 +35,14 @@ import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
 from tmkt_data.store.checksums import (
+    ROOT_META,
     checked_store,
     checks_enabled,
     crc32c,
     damaged,
     expected_files,
     read_manifest,
+    update_manifest,
     warn_unchecked,
 )
 from tmkt_data.store.core import (
@@ -90,22 +92,18 @@ def create_store(
     attrs: dict[str, Any],
 ) -> zarr.Group:
     """Create an empty store at ``path`` (which must not exist) with ``status = "in_progress"``."""
-    n = geometry.n_samples
-    full = dict(attrs)
-    full.update(
-        format=STORE_FORMAT,
-        format_version=STORE_FORMAT_VERSION,
-        status="in_progress",
-        n_samples=n,
-        frame_shape=list(geometry.frame_shape),
-        dtype=geometry.dtype,
-        shard_samples=geometry.shard_samples,
-        n_shards=geometry.n_shards,
-    )
+    full = _root_attrs(geometry, attrs)
     group = zarr.open_group(zarr_target(path, "w-"), mode="w-", zarr_format=3, attributes=full)
+    _create_frames(group, geometry)
+    create_records(group, geometry.n_shards)
+    return group
+
+
+def _create_frames(group: zarr.Group, geometry: StoreGeometry) -> None:
+    """The empty ``frames`` array of ``geometry`` in ``group`` (its metadata only)."""
     group.create_array(
         "frames",
-        shape=(n, *geometry.frame_shape),
+        shape=(geometry.n_samples, *geometry.frame_shape),
         chunks=(1, *geometry.frame_shape),
         shards=(geometry.shard_samples, *geometry.frame_shape),
         dtype=geometry.dtype,
@@ -113,8 +111,60 @@ def create_store(
         fill_value=0,
         dimension_names=("sample", "time", "polarity", "y", "x"),
     )
-    create_records(group, geometry.n_shards)
-    return group
+
+
+def frames_metadata(geometry: StoreGeometry) -> bytes:
+    """The bytes of the ``frames/zarr.json`` :func:`create_store` writes for ``geometry`` (written by
+    zarr-python into a scratch folder): what ``convert`` puts back in place of a damaged one."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _create_frames(zarr.open_group(tmp, mode="w", zarr_format=3), geometry)
+        return (Path(tmp) / "frames" / "zarr.json").read_bytes()
+
+
+def _root_attrs(geometry: StoreGeometry, attrs: dict[str, Any]) -> dict[str, Any]:
+    """The root attributes of a new store: ``attrs``, the format and the geometry, ``in_progress``."""
+    full = dict(attrs)
+    full.update(
+        format=STORE_FORMAT,
+        format_version=STORE_FORMAT_VERSION,
+        status="in_progress",
+        n_samples=geometry.n_samples,
+        frame_shape=list(geometry.frame_shape),
+        dtype=geometry.dtype,
+        shard_samples=geometry.shard_samples,
+        n_shards=geometry.n_shards,
+    )
+    return full
+
+
+def write_root_attrs(
+    path: Path | RemotePath,
+    attrs: dict[str, Any],
+    manifest: dict[str, Any] | None = None,
+    doc: dict[str, Any] | None = None,
+) -> None:
+    """Replace the store's root ``zarr.json`` with attributes ``attrs`` (the other keys of ``doc``,
+    its current metadata, kept; by default a Zarr v3 group's), as zarr-python writes it. Its crc32c
+    is recorded first (``checksums.root`` of ``_tmkt``, with the other ``manifest`` parts), then the
+    file replaced atomically: a crash between the two leaves a store every checked read refuses as
+    damaged (``convert`` again repairs it), never attributes read unchecked. The caller holds the
+    store lock."""
+    meta = dict(doc) if doc is not None else {"attributes": {}, "zarr_format": 3, "node_type": "group"}
+    meta["attributes"] = attrs
+    blob = json.dumps(meta, indent=2, allow_nan=True).encode()
+    update_manifest(path, {**(manifest or {}), "root": crc32c(blob)})
+    replace_file(path / ROOT_META, blob)
+
+
+def rebuild_root(path: Path | RemotePath, geometry: StoreGeometry, attrs: dict[str, Any]) -> None:
+    """Rewrite a damaged root ``zarr.json`` as :func:`create_store` writes it (``attrs``, the format,
+    ``geometry``, ``status = "in_progress"``; :func:`~tmkt_data.store.finalize_store` then adds the
+    failures and marks it complete), recording its crc32c. ``convert`` calls it, holding the store
+    lock, when the recorded crc32c no longer matches and the frames array and the shard records
+    show the store was made with the parameters it was given."""
+    write_root_attrs(path, _root_attrs(geometry, attrs))
 
 
 def open_store(
@@ -125,8 +175,10 @@ def open_store(
 
     Read-only opens of a complete store (``mode="r"``, ``require_complete``) go through a
     :class:`~tmkt_data.store.checksums.CheckedStore` (on object storage a ``CheckedFsspecStore``):
-    every file zarr reads is checked against its recorded crc32c. A store written without
-    checksums is read unchecked, with a warning (once per store and process).
+    every file zarr reads, the root ``zarr.json`` (the attributes) first, is checked against its
+    recorded crc32c. A store written without checksums is read unchecked, with a warning (once per
+    store and process); one written before the root's crc32c was recorded reads its attributes
+    unchecked, without one.
     """
     p = store_location(path)
     if not p.exists():

@@ -3,8 +3,9 @@
 one of the pipeline's pair step (:func:`verify_groups`).
 
 Every problem is one line naming the file and the fix: re-running the same ``tmkt-data convert``
-command re-converts exactly the damaged shards and rewrites the per-sample arrays; re-running
-``tmkt-data pair`` rewrites ``rgb/`` and ``pairs/``.
+command re-converts exactly the damaged shards, rewrites the per-sample arrays and the root
+``zarr.json`` (rebuilt from its parameters when damaged); re-running ``tmkt-data pair`` rewrites
+``rgb/`` and ``pairs/``.
 """
 
 from __future__ import annotations
@@ -26,9 +27,18 @@ from tmkt_data.store.checksums import (
     file_crc32c,
     group_present,
     read_manifest,
+    root_problem,
 )
 from tmkt_data.store.checksums import unchecked_parts as _unchecked
-from tmkt_data.store.frames import geometry_of, open_store, shard_chunk_crc32c, shard_file
+from tmkt_data.store.core import StoreError, damaged_metadata, replace_file
+from tmkt_data.store.frames import (
+    StoreGeometry,
+    frames_metadata,
+    geometry_of,
+    open_store,
+    shard_chunk_crc32c,
+    shard_file,
+)
 from tmkt_data.store.location import store_location, walk_files, zarr_target
 from tmkt_data.store.records import read_record, record_path, write_record
 
@@ -93,6 +103,54 @@ def check_shards(path: Path, n_shards: int, key: str, *, upgrade: bool = False) 
     return out
 
 
+def made_as(path: Path, geometry: StoreGeometry, key: str) -> bool:
+    """For a store whose root ``zarr.json`` is damaged (its attributes cannot be trusted): True when
+    what else it holds says it was made as ``convert`` would make it now, so its attributes can be
+    rebuilt (:func:`~tmkt_data.store.frames.rebuild_root`) and its intact shards kept: the metadata
+    of ``frames`` is intact (its recorded crc32c) and of ``geometry`` (samples, frame shape, dtype,
+    shard size), and every intact shard record was written with parameters ``key``."""
+    try:
+        blob = (path / "frames" / "zarr.json").read_bytes()
+        want = ((read_manifest(path) or {}).get("arrays") or {}).get("frames/zarr.json")
+        if want is not None and crc32c(blob) != int(want):
+            return False
+        meta = json.loads(blob)
+        shape = [geometry.n_samples, *geometry.frame_shape]
+        shard = [geometry.shard_samples, *geometry.frame_shape]
+        if (
+            meta["shape"] != shape
+            or meta["chunk_grid"]["configuration"]["chunk_shape"] != shard
+            or meta["data_type"] != geometry.dtype
+        ):
+            return False
+    except (FileNotFoundError, ValueError, KeyError, TypeError, StoreError):
+        return False
+    for k in range(geometry.n_shards):
+        rec = read_record(path, k)
+        if rec is not None and rec.get("params_hash") != key:
+            return False
+    return True
+
+
+def repair_frames_metadata(path: Path, geometry: StoreGeometry) -> list[str]:
+    """``convert``'s repair of ``frames/zarr.json`` (it holds the store lock): when the file no longer
+    matches its recorded crc32c (or is missing), it is written again as :func:`create_store` writes
+    it for ``geometry`` (:func:`~tmkt_data.store.finalize_store` then records its crc32c). Returns
+    one line saying so, or nothing: intact, or written before checksums (left as it is)."""
+    want = ((read_manifest(path) or {}).get("arrays") or {}).get("frames/zarr.json")
+    if want is None:
+        return []
+    meta = path / "frames" / "zarr.json"
+    try:
+        if crc32c(meta.read_bytes()) == int(want):
+            return []
+        what = "crc32c mismatch"
+    except FileNotFoundError:
+        what = "missing"
+    replace_file(meta, frames_metadata(geometry))
+    return [f"file frames/zarr.json {what}, written again"]
+
+
 def _shard_samples(path: Path) -> int:
     return int(json.loads((path / "zarr.json").read_bytes())["attributes"]["shard_samples"])
 
@@ -114,6 +172,16 @@ def _files_problems(path: Path, sums: dict[str, int], prefixes: list[str], what:
             if rel not in sums:
                 problems.append(f"{what}: file {rel} is not one the store recorded")
     return problems
+
+
+def _recorded_arrays_problems(path: Path, manifest: dict[str, Any] | None) -> list[str]:
+    """The files of ``checksums.arrays`` (per-sample arrays, ``frames/zarr.json``) against their crc32c."""
+    arrays = (manifest or {}).get("arrays")
+    if not isinstance(arrays, dict):
+        return []
+    sums = {k: int(v) for k, v in arrays.items()}
+    folders = sorted({k.split("/", 1)[0] + "/" for k in sums if not k.startswith("frames/")})
+    return _files_problems(path, sums, folders, "per-sample arrays")
 
 
 def verify_groups(path: str | os.PathLike[str]) -> list[str]:
@@ -148,14 +216,26 @@ def verify_store(path: str | os.PathLike[str]) -> list[str]:
     """Re-check every file of a store against its records; returns the problems found (empty when
     sound), each one line naming the file and the fix.
 
-    Checks: the store is complete; each shard has its record (intact, written with the store's
-    parameters); each shard file's crc32c and sha256 equal the record's, and so do each sample
+    Checks: the root ``zarr.json`` (the attributes) has its recorded crc32c (when it does not, only
+    the checks that need no attribute follow: the recorded files of the per-sample arrays and of
+    ``rgb/``/``pairs/``); the store is complete; each shard has its record (intact, written with
+    the store's parameters); each shard file's crc32c and sha256 equal the record's, and so do each sample
     chunk's crc32c; each shard decodes; every recorded file of the per-sample arrays and of
     ``rgb/``/``pairs/`` has its crc32c and no unrecorded file sits among them; the per-sample
     arrays have one entry per sample. A store written before checksums gets the checks its
     records allow (sha256 of the shards, decoding, shapes).
     """
     p = store_location(path)
+    try:
+        manifest = read_manifest(p)
+        root = root_problem(p, manifest)
+    except StoreError:  # an unreadable _tmkt/zarr.json: open_store names it
+        manifest, root = None, None
+    # damaged attributes (geometry, parameters) cannot be trusted: only the checks that need none
+    # follow; a root that is not JSON at all is open_store's to name, as before
+    if root is not None and damaged_metadata(p) is None:
+        problems = [f"store attributes: {root}", *_recorded_arrays_problems(p, manifest)]
+        return [f"{line}; {CONVERT_FIX}" for line in problems] + verify_groups(p)
     g = open_store(p)
     geo = geometry_of(g)
     key = g.attrs["params_hash"]
@@ -199,12 +279,7 @@ def verify_store(path: str | os.PathLike[str]) -> list[str]:
                 problem = f"shard {k}: file {rel} cannot be decoded ({type(err).__name__}: {err})"
         if problem is not None:
             problems.append(problem)
-    manifest = read_manifest(p)
-    arrays = (manifest or {}).get("arrays")
-    if isinstance(arrays, dict):
-        sums = {k: int(v) for k, v in arrays.items()}
-        folders = sorted({k.split("/", 1)[0] + "/" for k in sums if not k.startswith("frames/")})
-        problems += _files_problems(p, sums, folders, "per-sample arrays")
+    problems += _recorded_arrays_problems(p, read_manifest(p))
     for name in ("labels", "split", "valid", "sample_id", "source_sha256", "n_events"):
         try:
             shape = raw[name].shape if name in raw else None
