@@ -39,18 +39,6 @@ from tmkt_data.mapping import check_keys
 from tmkt_train.config import ConfigError, config_to_toml, make_config, read_toml
 
 SECTIONS = {"pipeline", "synth", "convert", "pair", "train", "runs"}
-CONVERT_KEYS = {
-    "dataset",
-    "frames",
-    "split_by",
-    "remainder",
-    "size",
-    "resize",
-    "dtype",
-    "shard_samples",
-    "options",
-    "filters",
-}
 PAIR_KEYS = {"rgb_kind", "rgb_root", "val_fraction", "dvs_fraction", "seed", "instance", "class_map", "options",
              "grayscale", "drop_unmatched", "split_array", "val_per_class", "dvs_per_class",
              "exclude_eval_sources"}  # fmt: skip
@@ -104,7 +92,10 @@ def load_pipeline(path: str | Path, *, out: str | Path | None = None) -> Recipe:
         v = head.get(key)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
             raise PipelineError(f"{p} [pipeline] {key} = {v!r}: expected a positive integer")
-    for section, keys in (("convert", CONVERT_KEYS), ("pair", PAIR_KEYS), ("synth", SYNTH_KEYS)):
+    from tmkt_data.convert import CONVERT_OPTION_KEYS  # what ConvertOptions.from_mapping reads
+
+    convert_keys = {"dataset", *CONVERT_OPTION_KEYS}
+    for section, keys in (("convert", convert_keys), ("pair", PAIR_KEYS), ("synth", SYNTH_KEYS)):
         check_keys(data.get(section, {}), keys, f"{p} [{section}]", PipelineError)
     if "dataset" not in data.get("convert", {}):
         raise PipelineError(f"{p} [convert]: needs dataset")
